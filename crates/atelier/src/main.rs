@@ -1,0 +1,370 @@
+//! The `atelier` command: generate images, check parity with diffusers, benchmark, manage models.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use atelier_engine::model::{default_dtype, parse_device, parse_dtype};
+use atelier_engine::pipeline::Phase;
+use atelier_engine::{CancelToken, DiffusionModel, GenerateRequest, LoadOptions, SchedulerKind};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// atelier: a self-hosted generative-media studio.
+#[derive(Parser, Debug)]
+#[command(name = "atelier", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate images from a prompt with a local diffusers-format model.
+    Generate(GenerateArgs),
+    /// Replay a diffusers reference trace and report per-stage errors (exit 1 if out of tolerance).
+    Parity(ParityArgs),
+    /// Time text encoding, UNet steps and VAE decode on random weights of SD-Turbo's shapes.
+    Bench(bench::BenchArgs),
+    /// List or download models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+struct DeviceArgs {
+    /// cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu", env = "ATELIER_DEVICE")]
+    device: String,
+    /// f32, f16 or bf16 (default: f32 on cpu, f16 on gpus).
+    #[arg(long)]
+    dtype: Option<String>,
+}
+
+impl DeviceArgs {
+    fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        let device = parse_device(&self.device)?;
+        let dtype = match &self.dtype {
+            Some(d) => parse_dtype(d, &device)?,
+            None => default_dtype(&device),
+        };
+        Ok(LoadOptions { device, dtype })
+    }
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Model folder (diffusers layout) or a model name under --models.
+    #[arg(long)]
+    model: String,
+    /// Where named models live.
+    #[arg(long, default_value = "models", env = "ATELIER_MODELS")]
+    models: PathBuf,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long)]
+    negative: Option<String>,
+    #[arg(long)]
+    width: Option<usize>,
+    #[arg(long)]
+    height: Option<usize>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// ddim, euler, euler_a, dpmpp_2m_karras, dpmpp_2m, lcm (default: the model's own).
+    #[arg(long)]
+    scheduler: Option<String>,
+    /// Timestep spacing override: linspace, leading or trailing (SD-Turbo uses trailing).
+    #[arg(long)]
+    spacing: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Output PNG; with --batch N > 1 images are written as NAME-0.png, NAME-1.png, ...
+    #[arg(long, default_value = "out.png")]
+    out: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+struct ParityArgs {
+    /// Model folder the reference was traced with.
+    #[arg(long)]
+    model: PathBuf,
+    /// reference.safetensors (its reference.json must sit beside it).
+    #[arg(long)]
+    reference: PathBuf,
+    /// Only runs whose id contains this text.
+    #[arg(long)]
+    only: Option<String>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCommand {
+    /// Show the models installed in a folder.
+    List {
+        #[arg(long, default_value = "models", env = "ATELIER_MODELS")]
+        dir: PathBuf,
+    },
+    /// Download a diffusers repository from the Hugging Face hub (honours HF_ENDPOINT, HF_HOME, HF_TOKEN).
+    Pull {
+        /// e.g. stabilityai/sd-turbo
+        repo_id: String,
+        #[arg(long, default_value = "main")]
+        revision: String,
+        #[arg(long, default_value = "models", env = "ATELIER_MODELS")]
+        dir: PathBuf,
+        /// Also fetch fp16 variants and other weights not needed by atelier.
+        #[arg(long)]
+        all_files: bool,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ATELIER_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(a) => generate(a),
+        Command::Parity(a) => parity(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Models(ModelsCommand::List { dir }) => models_list(&dir),
+        Command::Models(ModelsCommand::Pull {
+            repo_id,
+            revision,
+            dir,
+            all_files,
+        }) => models_pull(&repo_id, &revision, &dir, all_files),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn resolve_model_dir(model: &str, models: &Path) -> PathBuf {
+    let direct = PathBuf::from(model);
+    if direct.is_dir() {
+        return direct;
+    }
+    let named = models.join(model);
+    if named.is_dir() {
+        return named;
+    }
+    direct
+}
+
+fn output_paths(out: &Path, n: usize) -> Vec<PathBuf> {
+    if n == 1 {
+        return vec![out.to_path_buf()];
+    }
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let ext = out
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "png".into());
+    (0..n)
+        .map(|i| out.with_file_name(format!("{stem}-{i}.{ext}")))
+        .collect()
+}
+
+fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
+    let dir = resolve_model_dir(&a.model, &a.models);
+    let opts = a.device.load_options()?;
+    let scheduler = a
+        .scheduler
+        .as_deref()
+        .map(str::parse::<SchedulerKind>)
+        .transpose()?;
+    let mut overrides = serde_json::Map::new();
+    if let Some(s) = &a.spacing {
+        if !matches!(s.as_str(), "linspace" | "leading" | "trailing") {
+            bail!("invalid --spacing {s:?}: expected linspace, leading or trailing");
+        }
+        overrides.insert("timestep_spacing".into(), s.clone().into());
+    }
+    let started = Instant::now();
+    let model =
+        DiffusionModel::load(&dir, &opts).with_context(|| format!("loading {}", dir.display()))?;
+    let load_s = started.elapsed().as_secs_f64();
+    let req = GenerateRequest {
+        prompt: a.prompt,
+        negative_prompt: a.negative,
+        width: a.width,
+        height: a.height,
+        steps: a.steps,
+        guidance_scale: a.guidance,
+        scheduler,
+        scheduler_overrides: overrides,
+        seed: a.seed,
+        batch_size: Some(a.batch),
+        preview_every: 0,
+    };
+    let resolved = model.resolve(&req)?;
+    let bar = ProgressBar::new(resolved.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg:>10} [{bar:30}] {pos}/{len} steps {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let run_started = Instant::now();
+    let out = model.generate(
+        &req,
+        &mut |p| {
+            bar.set_position(p.step as u64);
+            bar.set_message(match p.phase {
+                Phase::EncodingText => "encoding",
+                Phase::Denoising => "denoising",
+                Phase::Decoding => "decoding",
+            });
+        },
+        &CancelToken::new(),
+    )?;
+    bar.finish_and_clear();
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    let paths = output_paths(&a.out, out.images.len());
+    for (i, p) in paths.iter().enumerate() {
+        std::fs::write(p, out.png(i)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let r = &out.request;
+    println!(
+        "generated {} image(s) {}x{} with {} ({} {} steps, guidance {}, seed {}) in {:.2}s (load {:.2}s): {}",
+        out.images.len(),
+        r.width,
+        r.height,
+        r.model,
+        r.scheduler,
+        r.steps,
+        r.guidance_scale,
+        r.seed,
+        run_started.elapsed().as_secs_f64(),
+        load_s,
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(0)
+}
+
+fn parity(a: ParityArgs) -> anyhow::Result<i32> {
+    let opts = a.device.load_options()?;
+    let model = DiffusionModel::load(&a.model, &opts)
+        .with_context(|| format!("loading {}", a.model.display()))?;
+    let report = atelier_engine::parity::run(&model, &a.reference, a.only.as_deref())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{:<44} {:<44} {:>10} {:>9}  ok",
+            "case", "stage", "rel err", "tol"
+        );
+        for row in &report.rows {
+            println!(
+                "{:<44} {:<44} {:>10.3e} {:>9.0e}  {}{}",
+                row.case,
+                row.stage,
+                row.value,
+                row.tolerance,
+                if row.pass { "yes" } else { "NO" },
+                if row.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", row.note)
+                }
+            );
+        }
+        let failed = report.rows.iter().filter(|r| !r.pass).count();
+        let worst = |prefix: &str| {
+            report
+                .rows
+                .iter()
+                .filter(|r| r.stage.starts_with(prefix))
+                .map(|r| r.value)
+                .fold(0.0f64, f64::max)
+        };
+        println!(
+            "summary: {} stages, {} failed; worst rel err: text {:.1e}, unet {:.1e}, scheduler {:.1e}, vae {:.1e}, e2e latents {:.1e}, e2e image {:.1e}",
+            report.rows.len(),
+            failed,
+            worst("te").max(worst("prompt")).max(worst("pooled")),
+            worst("unet"),
+            worst("scheduler"),
+            worst("vae"),
+            worst("end-to-end final"),
+            worst("end-to-end image"),
+        );
+    }
+    Ok(if report.passed() { 0 } else { 1 })
+}
+
+fn models_list(dir: &Path) -> anyhow::Result<i32> {
+    let found = atelier_hub::list(dir)?;
+    if found.is_empty() {
+        println!(
+            "no models in {}: put a diffusers-format folder there, or run `atelier models pull stabilityai/sd-turbo --dir {}`",
+            dir.display(),
+            dir.display()
+        );
+        return Ok(0);
+    }
+    println!(
+        "{:<28} {:<22} {:<12} {:<18} {:>6}  path",
+        "name", "family", "prediction", "scheduler", "size"
+    );
+    for m in found {
+        match m {
+            atelier_hub::Listed::Ok(info) => println!(
+                "{:<28} {:<22} {:<12} {:<18} {:>6}  {}",
+                info.name,
+                info.family.label(),
+                info.prediction_type,
+                info.default_scheduler.name(),
+                info.native_size,
+                info.path.display()
+            ),
+            atelier_hub::Listed::Broken { path, error } => {
+                println!(
+                    "{:<28} unusable: {error}",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                )
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn models_pull(repo: &str, revision: &str, dir: &Path, all_files: bool) -> anyhow::Result<i32> {
+    let path = atelier_hub::pull(repo, revision, dir, all_files)?;
+    let info = atelier_engine::inspect(&path)?;
+    println!(
+        "pulled {repo}@{revision} into {} ({})",
+        path.display(),
+        info.family.label()
+    );
+    Ok(0)
+}

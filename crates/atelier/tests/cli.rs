@@ -1,0 +1,146 @@
+//! End-to-end tests of the `atelier` binary on the fixture models.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn atelier(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_atelier"))
+        .args(args)
+        .output()
+        .expect("atelier runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every case of both shipped references, every scheduler and the Turbo 1-step case, through
+/// `atelier parity`: exit 0 only when all stages are within the fixtures README's tolerances.
+#[test]
+fn parity_passes_on_every_shipped_reference() {
+    for name in ["sd15-tiny", "sdxl-tiny"] {
+        let model = fixtures().join(name);
+        let reference = model.join("reference/reference.safetensors");
+        let o = atelier(&[
+            "parity",
+            "--model",
+            model.to_str().unwrap(),
+            "--reference",
+            reference.to_str().unwrap(),
+        ]);
+        let out = text(&o);
+        println!("{out}");
+        assert!(o.status.success(), "{name}: parity failed:\n{out}");
+        for case in [
+            "_ddim",
+            "_euler ",
+            "_euler_a",
+            "_dpmpp2m_karras",
+            "_lcm",
+            "_turbo_euler_trailing_1step",
+        ] {
+            for size in ["native_", "alt_"] {
+                let hits = out
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with(size)
+                            && format!("{l} ").contains(case)
+                            && l.contains("end-to-end PNG")
+                    })
+                    .count();
+                assert_eq!(hits, 1, "{name}: no end-to-end row for {size}*{case}");
+            }
+        }
+        assert!(out.contains(", 0 failed"), "{out}");
+    }
+}
+
+#[test]
+fn generate_is_deterministic_and_seed_sensitive() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["sd15-tiny", "sdxl-tiny"] {
+        let model = fixtures().join(name);
+        let run = |seed: &str, file: &str| -> Vec<u8> {
+            let out = tmp.path().join(file);
+            let o = atelier(&[
+                "generate",
+                "--model",
+                model.to_str().unwrap(),
+                "--prompt",
+                "a photo ticket",
+                "--seed",
+                seed,
+                "--steps",
+                "4",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", text(&o));
+            assert!(text(&o).contains("generated 1 image(s)"), "{}", text(&o));
+            std::fs::read(out).unwrap()
+        };
+        let a = run("7", &format!("{name}-a.png"));
+        let b = run("7", &format!("{name}-b.png"));
+        let c = run("8", &format!("{name}-c.png"));
+        assert!(a.starts_with(b"\x89PNG"));
+        assert_eq!(a, b, "{name}: same seed, different bytes");
+        assert_ne!(a, c, "{name}: different seeds, same bytes");
+    }
+}
+
+#[test]
+fn generate_rejects_bad_input_with_named_field() {
+    let model = fixtures().join("sd15-tiny");
+    let m = model.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--width", "100"], "width"),
+        (&["--steps", "0"], "steps"),
+        (&["--scheduler", "heun"], "unknown scheduler"),
+        (&["--batch", "0"], "batch_size"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec![
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "x",
+            "--out",
+            "/dev/null",
+        ];
+        args.extend_from_slice(extra);
+        let o = atelier(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{extra:?}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    }
+    let o = atelier(&["generate", "--model", "/nonexistent/model", "--prompt", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("/nonexistent/model"), "{}", text(&o));
+}
+
+#[test]
+fn models_list_describes_fixture_folders() {
+    let o = atelier(&["models", "list", "--dir", fixtures().to_str().unwrap()]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("sd15-tiny") && out.contains("Stable Diffusion 1.x"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sdxl-tiny") && out.contains("Stable Diffusion XL"),
+        "{out}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let o = atelier(&["models", "list", "--dir", empty.path().to_str().unwrap()]);
+    assert!(text(&o).contains("no models in"), "{}", text(&o));
+}

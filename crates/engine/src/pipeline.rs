@@ -1,0 +1,534 @@
+//! Text-to-image: a typed request in, images out, with per-step progress, previews and cancel.
+//!
+//! Determinism: every random number comes from a [`NoiseSource`]; the default one is a ChaCha8
+//! stream per image seeded with `seed + index`, drawn on the CPU and copied to the device, so the
+//! same request on the same device gives the same bytes, and image `i` of a batch equals a
+//! single-image run with seed `seed + i`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use rand::SeedableRng;
+use rand_distr::Distribution;
+use serde_json::{Map, Value};
+
+use crate::error::{EngineError, Result};
+use crate::image::RgbImage;
+use crate::model::{DiffusionModel, Family};
+use crate::models::unet::AddedCond;
+use crate::preview::latent_preview;
+use crate::schedulers::{SchedulerKind, StepInput};
+
+/// Upper bound on width/height, to reject requests that would exhaust memory before they start.
+pub const MAX_SIDE: usize = 4096;
+/// Upper bound on images per request.
+pub const MAX_BATCH: usize = 16;
+/// Upper bound on steps.
+pub const MAX_STEPS: usize = 500;
+
+/// A text-to-image request. `None` fields take the model's defaults.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct GenerateRequest {
+    pub prompt: String,
+    #[serde(default)]
+    pub negative_prompt: Option<String>,
+    #[serde(default)]
+    pub width: Option<usize>,
+    #[serde(default)]
+    pub height: Option<usize>,
+    #[serde(default)]
+    pub steps: Option<usize>,
+    #[serde(default)]
+    pub guidance_scale: Option<f64>,
+    #[serde(default)]
+    pub scheduler: Option<SchedulerKind>,
+    /// Extra scheduler config keys (diffusers names, e.g. `timestep_spacing`), applied over the
+    /// folder's `scheduler_config.json`.
+    #[serde(default)]
+    pub scheduler_overrides: Map<String, Value>,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Emit a preview every this many steps (0 = never).
+    #[serde(default)]
+    pub preview_every: usize,
+}
+
+/// The request with every default resolved and validated; what actually ran.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResolvedRequest {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub width: usize,
+    pub height: usize,
+    pub steps: usize,
+    pub guidance_scale: f64,
+    pub scheduler: SchedulerKind,
+    pub seed: u64,
+    pub batch_size: usize,
+    pub model: String,
+}
+
+impl ResolvedRequest {
+    /// A1111-style parameter text, embedded in PNGs and shown in logs.
+    pub fn parameters_text(&self, image_seed: u64) -> String {
+        let mut s = self.prompt.clone();
+        if !self.negative_prompt.is_empty() {
+            s.push_str(&format!("\nNegative prompt: {}", self.negative_prompt));
+        }
+        s.push_str(&format!(
+            "\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
+            self.steps,
+            self.scheduler,
+            self.guidance_scale,
+            image_seed,
+            self.width,
+            self.height,
+            self.model
+        ));
+        s
+    }
+}
+
+/// Supplies every random tensor a run needs.
+pub trait NoiseSource {
+    /// Unit-variance starting latents for image `index` of the batch, shape `[1, C, h, w]`.
+    fn initial(&mut self, index: usize, shape: (usize, usize, usize, usize)) -> Result<Tensor>;
+    /// Unit-variance noise consumed by a stochastic sampler at `step`, for image `index`.
+    fn step(
+        &mut self,
+        index: usize,
+        step: usize,
+        shape: (usize, usize, usize, usize),
+    ) -> Result<Tensor>;
+}
+
+/// The default source: one seeded ChaCha8 stream per image.
+#[derive(Debug)]
+pub struct SeededNoise {
+    rngs: Vec<rand_chacha::ChaCha8Rng>,
+}
+
+impl SeededNoise {
+    /// Streams for `batch` images seeded `seed, seed + 1, …`.
+    pub fn new(seed: u64, batch: usize) -> Self {
+        Self {
+            rngs: (0..batch)
+                .map(|i| rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64)))
+                .collect(),
+        }
+    }
+
+    fn draw(&mut self, index: usize, shape: (usize, usize, usize, usize)) -> Result<Tensor> {
+        let rng = self.rngs.get_mut(index).ok_or_else(|| {
+            EngineError::invalid(
+                "batch_size",
+                "noise requested for an image outside the batch",
+            )
+        })?;
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        let v: Vec<f32> = (0..n)
+            .map(|_| rand_distr::StandardNormal.sample(rng))
+            .collect();
+        Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+    }
+}
+
+impl NoiseSource for SeededNoise {
+    fn initial(&mut self, index: usize, shape: (usize, usize, usize, usize)) -> Result<Tensor> {
+        self.draw(index, shape)
+    }
+
+    fn step(
+        &mut self,
+        index: usize,
+        _step: usize,
+        shape: (usize, usize, usize, usize),
+    ) -> Result<Tensor> {
+        self.draw(index, shape)
+    }
+}
+
+/// A cooperative cancel flag, checked between steps; cheap to clone and share across threads.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, un-fired token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the run to stop at the next step boundary.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether cancel was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Phases a run goes through, for progress reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    EncodingText,
+    Denoising,
+    Decoding,
+}
+
+/// One progress report. `step` counts completed denoising steps.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub phase: Phase,
+    pub step: usize,
+    pub total: usize,
+    /// Latent-space previews, one per image, when due this step.
+    pub previews: Option<Vec<RgbImage>>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct GenerateOutput {
+    pub images: Vec<RgbImage>,
+    /// The seed of each image (`seed + index`).
+    pub seeds: Vec<u64>,
+    /// Final latents `[B, C, h, w]`, before VAE scaling.
+    pub latents: Tensor,
+    /// Non-fatal issues, e.g. a prompt truncated to the text encoder's 77-token window.
+    pub warnings: Vec<String>,
+    pub request: ResolvedRequest,
+}
+
+impl GenerateOutput {
+    /// PNG bytes of image `i` with the parameters embedded as `parameters` and `atelier` text chunks.
+    pub fn png(&self, i: usize) -> Result<Vec<u8>> {
+        let img = self
+            .images
+            .get(i)
+            .ok_or_else(|| EngineError::invalid("index", format!("no image {i}")))?;
+        let seed = self.seeds[i];
+        let mut meta =
+            serde_json::to_value(&self.request).map_err(|e| EngineError::Encode(e.to_string()))?;
+        meta["seed"] = Value::from(seed);
+        meta["generator"] = Value::from(concat!("atelier ", env!("CARGO_PKG_VERSION")));
+        img.to_png(&[
+            ("parameters", self.request.parameters_text(seed)),
+            ("atelier", meta.to_string()),
+        ])
+    }
+}
+
+/// Text conditioning for one prompt pair.
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    /// `[1, 77, ctx]` for the negative/unconditional prompt.
+    pub uncond: Tensor,
+    /// `[1, 77, ctx]` for the prompt.
+    pub cond: Tensor,
+    /// SDXL pooled embeddings `[1, proj]`, negative then positive.
+    pub pooled: Option<(Tensor, Tensor)>,
+    pub warnings: Vec<String>,
+}
+
+impl DiffusionModel {
+    /// Fills defaults and validates every field, naming the field on error.
+    pub fn resolve(&self, req: &GenerateRequest) -> Result<ResolvedRequest> {
+        let info = self.info();
+        let native = info.native_size;
+        let width = req.width.unwrap_or(native);
+        let height = req.height.unwrap_or(native);
+        let f = info.vae_scale_factor;
+        for (field, v) in [("width", width), ("height", height)] {
+            if v == 0 || v % f != 0 {
+                return Err(EngineError::invalid(
+                    field,
+                    format!("{v} is not a positive multiple of {f}"),
+                ));
+            }
+            if v > MAX_SIDE {
+                return Err(EngineError::invalid(
+                    field,
+                    format!("{v} is larger than {MAX_SIDE}"),
+                ));
+            }
+        }
+        let steps = req.steps.unwrap_or(match info.family {
+            Family::Sdxl => 30,
+            _ => 25,
+        });
+        if steps == 0 || steps > MAX_STEPS {
+            return Err(EngineError::invalid(
+                "steps",
+                format!("{steps} is outside 1..={MAX_STEPS}"),
+            ));
+        }
+        let guidance_scale = req.guidance_scale.unwrap_or(7.5);
+        if !guidance_scale.is_finite() || !(0.0..=100.0).contains(&guidance_scale) {
+            return Err(EngineError::invalid(
+                "guidance_scale",
+                "must be between 0 and 100",
+            ));
+        }
+        let batch_size = req.batch_size.unwrap_or(1);
+        if batch_size == 0 || batch_size > MAX_BATCH {
+            return Err(EngineError::invalid(
+                "batch_size",
+                format!("{batch_size} is outside 1..={MAX_BATCH}"),
+            ));
+        }
+        Ok(ResolvedRequest {
+            prompt: req.prompt.clone(),
+            negative_prompt: req.negative_prompt.clone().unwrap_or_default(),
+            width,
+            height,
+            steps,
+            guidance_scale,
+            scheduler: req.scheduler.unwrap_or(info.default_scheduler),
+            seed: req.seed,
+            batch_size,
+            model: info.name.clone(),
+        })
+    }
+
+    fn token_tensor(&self, ids: &[u32]) -> Result<Tensor> {
+        Ok(Tensor::new(ids, &self.device)?.unsqueeze(0)?)
+    }
+
+    /// Encodes a prompt to `(embeddings [1, 77, ctx], pooled [1, proj] for SDXL)`.
+    pub fn encode_prompt(
+        &self,
+        text: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let t1 = self.tokenizer.encode(text)?;
+        if t1.truncated > 0 {
+            warnings.push(format!(
+                "prompt is longer than the text encoder's {} tokens; the last {} tokens were ignored",
+                self.tokenizer.max_len(),
+                t1.truncated
+            ));
+        }
+        let o1 = self.text_encoder.forward(&self.token_tensor(&t1.ids)?)?;
+        match (&self.tokenizer_2, &self.text_encoder_2) {
+            (Some(tok2), Some(te2)) => {
+                let t2 = tok2.encode(text)?;
+                let o2 = te2.forward(&self.token_tensor(&t2.ids)?)?;
+                let emb = Tensor::cat(&[&o1.penultimate, &o2.penultimate], 2)?;
+                let pooled = o2.text_embeds.ok_or_else(|| {
+                    EngineError::invalid("model", "text_encoder_2 has no projection")
+                })?;
+                Ok((emb, Some(pooled)))
+            }
+            _ => Ok((o1.last_hidden_state, None)),
+        }
+    }
+
+    /// Conditioning for a prompt and its negative, as the diffusers pipelines build it
+    /// (SDXL zeroes an empty negative when `force_zeros_for_empty_prompt`).
+    pub fn encode(&self, prompt: &str, negative: &str) -> Result<Conditioning> {
+        let mut warnings = Vec::new();
+        let (cond, pooled_c) = self.encode_prompt(prompt, &mut warnings)?;
+        let zero_neg = self.info().family == Family::Sdxl
+            && negative.is_empty()
+            && self
+                .configs
+                .index
+                .force_zeros_for_empty_prompt
+                .unwrap_or(true);
+        let (uncond, pooled_u) = if zero_neg {
+            (
+                cond.zeros_like()?,
+                pooled_c.as_ref().map(|p| p.zeros_like()).transpose()?,
+            )
+        } else {
+            let mut w = Vec::new();
+            let r = self.encode_prompt(negative, &mut w)?;
+            warnings.extend(w.into_iter().map(|m| format!("negative {m}")));
+            r
+        };
+        Ok(Conditioning {
+            uncond,
+            cond,
+            pooled: pooled_c.map(|c| (pooled_u.unwrap_or_else(|| c.clone()), c)),
+            warnings,
+        })
+    }
+
+    /// Runs text-to-image with the default seeded noise.
+    pub fn generate(
+        &self,
+        req: &GenerateRequest,
+        progress: &mut dyn FnMut(&Progress),
+        cancel: &CancelToken,
+    ) -> Result<GenerateOutput> {
+        let resolved = self.resolve(req)?;
+        let mut noise = SeededNoise::new(resolved.seed, resolved.batch_size);
+        self.generate_with(req, &mut noise, progress, cancel)
+    }
+
+    /// Runs text-to-image drawing every random tensor from `noise` (how parity replays a reference).
+    pub fn generate_with(
+        &self,
+        req: &GenerateRequest,
+        noise: &mut dyn NoiseSource,
+        progress: &mut dyn FnMut(&Progress),
+        cancel: &CancelToken,
+    ) -> Result<GenerateOutput> {
+        let r = self.resolve(req)?;
+        let mut sched_cfg = self.configs.scheduler.clone();
+        for (k, v) in &req.scheduler_overrides {
+            sched_cfg.insert(k.clone(), v.clone());
+        }
+        let mut scheduler = r.scheduler.build(&sched_cfg, r.steps)?;
+        let total = r.steps;
+        let b = r.batch_size;
+        let check_cancel = |step: usize| {
+            if cancel.is_cancelled() {
+                Err(EngineError::Cancelled { step, total })
+            } else {
+                Ok(())
+            }
+        };
+        check_cancel(0)?;
+        progress(&Progress {
+            phase: Phase::EncodingText,
+            step: 0,
+            total,
+            previews: None,
+        });
+        let cfg_on = r.guidance_scale > 1.0;
+        let cond = self.encode(&r.prompt, &r.negative_prompt)?;
+        let rep = |t: &Tensor| -> Result<Tensor> { Ok(t.repeat((b, 1, 1))?) };
+        let rep2 = |t: &Tensor| -> Result<Tensor> { Ok(t.repeat((b, 1))?) };
+        let context = if cfg_on {
+            Tensor::cat(&[rep(&cond.uncond)?, rep(&cond.cond)?], 0)?
+        } else {
+            rep(&cond.cond)?
+        };
+        let rows = if cfg_on { 2 * b } else { b };
+        let added = match &cond.pooled {
+            Some((pu, pc)) => {
+                let text = if cfg_on {
+                    Tensor::cat(&[rep2(pu)?, rep2(pc)?], 0)?
+                } else {
+                    rep2(pc)?
+                };
+                let (h, w) = (r.height as f32, r.width as f32);
+                let ids = Tensor::new(&[h, w, 0.0, 0.0, h, w], &self.device)?
+                    .unsqueeze(0)?
+                    .repeat((rows, 1))?
+                    .to_dtype(self.dtype)?;
+                Some((text, ids))
+            }
+            None => None,
+        };
+
+        let f = self.info().vae_scale_factor;
+        let c = self.unet.in_channels();
+        let shape = (1, c, r.height / f, r.width / f);
+        let mut init = Vec::with_capacity(b);
+        for i in 0..b {
+            init.push(noise.initial(i, shape)?);
+        }
+        let mut latents = (Tensor::cat(&init, 0)?
+            .to_device(&self.device)?
+            .to_dtype(DType::F32)?
+            * scheduler.init_noise_sigma())?;
+        let timesteps = scheduler.timesteps().to_vec();
+        for (i, &t) in timesteps.iter().enumerate() {
+            check_cancel(i)?;
+            let scaled = scheduler.scale_model_input(&latents, i)?;
+            let unet_in = if cfg_on {
+                Tensor::cat(&[&scaled, &scaled], 0)?
+            } else {
+                scaled
+            }
+            .to_dtype(self.dtype)?;
+            let t_tensor = Tensor::full(t as f32, rows, &self.device)?;
+            let added_cond = added.as_ref().map(|(text, ids)| AddedCond {
+                text_embeds: text,
+                time_ids: ids,
+            });
+            let out = self
+                .unet
+                .forward(&unet_in, &t_tensor, &context, added_cond)?
+                .to_dtype(DType::F32)?;
+            let guided = if cfg_on {
+                let u = out.narrow(0, 0, b)?;
+                let c = out.narrow(0, b, b)?;
+                (&u + ((c - &u)? * r.guidance_scale)?)?
+            } else {
+                out
+            };
+            let step_noise = if scheduler.needs_noise(i) {
+                let mut n = Vec::with_capacity(b);
+                for j in 0..b {
+                    n.push(noise.step(j, i, shape)?);
+                }
+                Some(
+                    Tensor::cat(&n, 0)?
+                        .to_device(&self.device)?
+                        .to_dtype(DType::F32)?,
+                )
+            } else {
+                None
+            };
+            latents = scheduler.step(StepInput {
+                step: i,
+                model_output: &guided,
+                sample: &latents,
+                noise: step_noise.as_ref(),
+            })?;
+            let due = req.preview_every > 0 && ((i + 1) % req.preview_every == 0 || i + 1 == total);
+            let previews = if due {
+                Some(
+                    (0..b)
+                        .map(|j| latent_preview(&latents.get(j)?, self.info().family))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            } else {
+                None
+            };
+            progress(&Progress {
+                phase: Phase::Denoising,
+                step: i + 1,
+                total,
+                previews,
+            });
+        }
+        progress(&Progress {
+            phase: Phase::Decoding,
+            step: total,
+            total,
+            previews: None,
+        });
+        let pixels = self.decode(&latents)?;
+        let images = (0..b)
+            .map(|j| RgbImage::from_tensor(&pixels.get(j)?))
+            .collect::<Result<Vec<_>>>()?;
+        for w in &cond.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(GenerateOutput {
+            images,
+            seeds: (0..b).map(|j| r.seed.wrapping_add(j as u64)).collect(),
+            latents,
+            warnings: cond.warnings,
+            request: r,
+        })
+    }
+
+    /// Decodes latents (as the sampler leaves them) to pixels in about [-1, 1], `[B, 3, H, W]`.
+    pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        let vae = &self.configs.vae;
+        let mut z = (latents / vae.scaling_factor)?;
+        if let Some(shift) = vae.shift_factor {
+            z = (z + shift)?;
+        }
+        let px = self.vae.forward(&z.to_dtype(self.vae_dtype)?)?;
+        Ok(px.to_dtype(DType::F32)?)
+    }
+}
