@@ -56,9 +56,6 @@ pub struct BenchArgs {
     /// Also write results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Seed for the random weights.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Build and count parameters only; time nothing.
     #[arg(long)]
     count_only: bool,
@@ -116,7 +113,6 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     let plan = unet_cfg.plan(std::path::Path::new(
         "bench/configs/sd-turbo/unet/config.json",
     ))?;
-    dev.set_seed(a.seed)?;
 
     eprintln!(
         "synthesizing SD-Turbo-shaped random weights ({dtype:?} on {:?})...",

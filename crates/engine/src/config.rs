@@ -225,16 +225,16 @@ impl UNetConfig {
         }
         match self.addition_embed_type.as_deref() {
             None => {}
-            Some("text_time") => {
+            Some("text_time")
                 if self.addition_time_embed_dim.is_none()
-                    || self.projection_class_embeddings_input_dim.is_none()
-                {
-                    return Err(EngineError::config(
-                        path,
-                        "addition_embed_type text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim",
-                    ));
-                }
+                    || self.projection_class_embeddings_input_dim.is_none() =>
+            {
+                return Err(EngineError::config(
+                    path,
+                    "addition_embed_type text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim",
+                ));
             }
+            Some("text_time") => {}
             Some(other) => return Err(unsupported("addition_embed_type", other.into())),
         }
         let checks: [(&str, bool, String); 10] = [
@@ -479,7 +479,9 @@ impl ClipTextConfig {
             field: "hidden_act".into(),
             value: self.hidden_act.clone(),
         })?;
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(EngineError::config(
                 path,
                 format!(

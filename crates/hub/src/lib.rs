@@ -93,7 +93,7 @@ pub fn wanted(file: &str, all: &[String], components: &[String], all_files: bool
     // Prefer full-precision weights; take an fp16 variant only when it is all there is.
     if let Some(base) = name.strip_suffix(".fp16.safetensors") {
         let plain = format!("{dir}/{base}.safetensors");
-        return !all.iter().any(|f| *f == plain);
+        return !all.contains(&plain);
     }
     !name.contains(".fp16") && !name.contains(".non_ema")
 }

@@ -127,9 +127,9 @@ impl VaeDecoder {
         let rev: Vec<usize> = ch.iter().rev().copied().collect();
         let mut up = Vec::with_capacity(n);
         let mut out_c = rev[0];
-        for i in 0..n {
+        for (i, &c) in rev.iter().enumerate() {
             let prev = out_c;
-            out_c = rev[i];
+            out_c = c;
             let bvb = vb.pp(format!("up_blocks.{i}"));
             let resnets = (0..=cfg.layers_per_block)
                 .map(|j| {
@@ -201,9 +201,9 @@ impl VaeEncoder {
         let vb = vb.pp("encoder");
         let mut down = Vec::with_capacity(n);
         let mut out_c = ch[0];
-        for i in 0..n {
+        for (i, &c) in ch.iter().enumerate() {
             let input = out_c;
-            out_c = ch[i];
+            out_c = c;
             let bvb = vb.pp(format!("down_blocks.{i}"));
             let resnets = (0..cfg.layers_per_block)
                 .map(|j| {

@@ -233,8 +233,8 @@ mod tests {
         let sig = s.sigmas().unwrap().to_vec();
         let x0 = 0.3f64;
         let mut x = Tensor::new(&[x0 as f32 + 1.0], &Device::Cpu).unwrap();
-        for i in 0..4 {
-            let (a, sg) = super::alpha_sigma(sig[i]);
+        for (i, &sigma) in sig.iter().take(4).enumerate() {
+            let (a, sg) = super::alpha_sigma(sigma);
             // eps such that (x - sg*eps)/a = x0.
             let xv = x.to_vec1::<f32>().unwrap()[0] as f64;
             let eps = Tensor::new(&[((xv - a * x0) / sg) as f32], &Device::Cpu).unwrap();

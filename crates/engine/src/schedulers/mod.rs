@@ -158,12 +158,15 @@ impl FromStr for SchedulerKind {
     type Err = EngineError;
 
     fn from_str(s: &str) -> Result<Self> {
-        let norm = s.to_ascii_lowercase().replace(['-', ' ', '+'], "_");
+        let norm = s
+            .to_ascii_lowercase()
+            .replace("++", "pp")
+            .replace(['-', ' ', '+'], "_");
         let kind = match norm.as_str() {
             "ddim" => Self::Ddim,
             "euler" => Self::Euler,
             "euler_a" | "euler_ancestral" => Self::EulerAncestral,
-            "dpmpp_2m_karras" | "dpm__2m_karras" | "dpmpp2m_karras" => Self::DpmPp2mKarras,
+            "dpmpp_2m_karras" | "dpmpp2m_karras" => Self::DpmPp2mKarras,
             "dpmpp_2m" | "dpmpp2m" => Self::DpmPp2m,
             "lcm" => Self::Lcm,
             _ => {
