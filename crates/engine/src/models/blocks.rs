@@ -64,6 +64,7 @@ pub struct CrossAttention {
 }
 
 impl CrossAttention {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(
         query_dim: usize,
         context_dim: Option<usize>,
@@ -82,6 +83,7 @@ impl CrossAttention {
         })
     }
 
+    /// Applies the layer.
     pub fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         let ctx = context.unwrap_or(x);
         let q = self.to_q.forward(x)?;
@@ -100,6 +102,7 @@ pub struct GegluFeedForward {
 }
 
 impl GegluFeedForward {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         let inner = dim * 4;
         Ok(Self {
@@ -108,6 +111,7 @@ impl GegluFeedForward {
         })
     }
 
+    /// Applies the layer.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.proj.forward(x)?;
         let half = h.dim(D::Minus1)? / 2;
@@ -129,6 +133,7 @@ pub struct BasicTransformerBlock {
 }
 
 impl BasicTransformerBlock {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(
         dim: usize,
         heads: usize,
@@ -146,6 +151,7 @@ impl BasicTransformerBlock {
         })
     }
 
+    /// Applies the layer.
     pub fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let x = (self.attn1.forward(&self.norm1.forward(x)?, None)? + x)?;
         let x = (self
@@ -184,6 +190,7 @@ pub struct Transformer2DConfig {
 }
 
 impl Transformer2D {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(cfg: Transformer2DConfig, vb: VarBuilder) -> Result<Self> {
         let c = cfg.channels;
         let proj = |name: &str| -> Result<Projection> {
@@ -212,6 +219,7 @@ impl Transformer2D {
         })
     }
 
+    /// Applies the layer.
     pub fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let to_seq = |t: Tensor| t.permute((0, 2, 3, 1))?.reshape((b, h * w, c));
@@ -256,6 +264,7 @@ pub struct ResnetConfig {
 }
 
 impl ResnetBlock2D {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(cfg: ResnetConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             norm1: candle_nn::group_norm(cfg.groups, cfg.cin, cfg.eps, vb.pp("norm1"))?,
@@ -273,6 +282,7 @@ impl ResnetBlock2D {
         })
     }
 
+    /// Applies the layer.
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
         let mut h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
@@ -302,6 +312,7 @@ pub struct Downsample2D {
 }
 
 impl Downsample2D {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(c: usize, padding: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             conv: conv(c, c, 3, padding, 2, vb.pp("conv"))?,
@@ -309,6 +320,7 @@ impl Downsample2D {
         })
     }
 
+    /// Applies the layer.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.pad_right_bottom {
             let x = x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?;
@@ -326,6 +338,7 @@ pub struct Upsample2D {
 }
 
 impl Upsample2D {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(c: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             conv: conv(c, c, 3, 1, 1, vb.pp("conv"))?,
@@ -379,6 +392,7 @@ pub struct TimestepMlp {
 }
 
 impl TimestepMlp {
+    /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(cin: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             linear_1: candle_nn::linear(cin, dim, vb.pp("linear_1"))?,
@@ -386,6 +400,7 @@ impl TimestepMlp {
         })
     }
 
+    /// Applies the layer.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.linear_2.forward(&self.linear_1.forward(x)?.silu()?)
     }

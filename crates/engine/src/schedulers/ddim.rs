@@ -34,6 +34,8 @@ pub struct DdimConfig {
     pub prediction_type: Prediction,
     #[serde(default = "d_leading")]
     pub timestep_spacing: Spacing,
+    #[serde(default)]
+    pub thresholding: bool,
 }
 
 /// DDIM sampler state.
@@ -47,7 +49,14 @@ pub struct Ddim {
 }
 
 impl Ddim {
+    /// Builds the sampler for `steps` inference steps from its config.
     pub fn new(cfg: DdimConfig, steps: usize) -> Result<Self> {
+        if cfg.thresholding {
+            return Err(crate::error::EngineError::invalid(
+                "scheduler.thresholding",
+                "dynamic thresholding is not supported",
+            ));
+        }
         let ac = cfg.betas.alphas_cumprod()?;
         let n = cfg.betas.num_train_timesteps;
         let final_alpha = if cfg.set_alpha_to_one { 1.0 } else { ac[0] };

@@ -53,6 +53,16 @@ pub struct DpmConfig {
     pub timestep_spacing: Spacing,
     #[serde(default)]
     pub steps_offset: usize,
+    #[serde(default)]
+    pub thresholding: bool,
+    #[serde(default)]
+    pub use_lu_lambdas: bool,
+    #[serde(default)]
+    pub use_exponential_sigmas: bool,
+    #[serde(default)]
+    pub use_beta_sigmas: bool,
+    #[serde(default)]
+    pub variance_type: Option<String>,
 }
 
 /// DPM++ 2M sampler state: the previous step's data prediction.
@@ -66,6 +76,7 @@ pub struct DpmPp2m {
 }
 
 impl DpmPp2m {
+    /// Builds the sampler for `steps` inference steps from its config.
     pub fn new(cfg: DpmConfig, steps: usize) -> Result<Self> {
         let bad = |field: &'static str, v: &str| {
             EngineError::invalid(field, format!("{v:?} is not supported by dpmpp-2m"))
@@ -75,6 +86,18 @@ impl DpmPp2m {
         }
         if cfg.solver_type != "midpoint" {
             return Err(bad("scheduler.solver_type", &cfg.solver_type));
+        }
+        if cfg.thresholding {
+            return Err(bad("scheduler.thresholding", "true"));
+        }
+        if cfg.use_lu_lambdas || cfg.use_exponential_sigmas || cfg.use_beta_sigmas {
+            return Err(bad(
+                "scheduler.use_karras_sigmas",
+                "lu/exponential/beta sigma schedules",
+            ));
+        }
+        if let Some(v) = &cfg.variance_type {
+            return Err(bad("scheduler.variance_type", v));
         }
         if cfg.solver_order != 2 {
             return Err(bad("scheduler.solver_order", &cfg.solver_order.to_string()));

@@ -35,6 +35,21 @@ pub struct EulerConfig {
     pub use_karras_sigmas: bool,
     #[serde(default = "d_zero")]
     pub final_sigmas_type: String,
+    #[serde(default = "d_discrete")]
+    pub timestep_type: String,
+    #[serde(default)]
+    pub use_exponential_sigmas: bool,
+    #[serde(default)]
+    pub use_beta_sigmas: bool,
+    /// Karras range overrides; default to the training schedule's extremes.
+    #[serde(default)]
+    pub sigma_min: Option<f64>,
+    #[serde(default)]
+    pub sigma_max: Option<f64>,
+}
+
+fn d_discrete() -> String {
+    "discrete".into()
 }
 
 /// The sigma schedule shared by the Euler family: timesteps, sigmas (with the final 0) and
@@ -47,6 +62,7 @@ pub struct SigmaSchedule {
 }
 
 impl SigmaSchedule {
+    /// Builds the sampler for `steps` inference steps from its config.
     pub fn new(cfg: &EulerConfig, steps: usize) -> Result<Self> {
         if cfg.interpolation_type != "linear" {
             return Err(EngineError::invalid(
@@ -68,7 +84,8 @@ impl SigmaSchedule {
             .collect();
         if cfg.use_karras_sigmas {
             let log: Vec<f64> = train.iter().map(|s| s.ln()).collect();
-            let (lo, hi) = (sigmas[sigmas.len() - 1], sigmas[0]);
+            let lo = cfg.sigma_min.unwrap_or(sigmas[sigmas.len() - 1]);
+            let hi = cfg.sigma_max.unwrap_or(sigmas[0]);
             sigmas = common::karras_sigmas(lo, hi, steps);
             timesteps = sigmas
                 .iter()
@@ -115,6 +132,7 @@ pub struct Euler {
 }
 
 impl Euler {
+    /// Builds the sampler for `steps` inference steps from its config.
     pub fn new(cfg: EulerConfig, steps: usize) -> Result<Self> {
         Ok(Self {
             schedule: SigmaSchedule::new(&cfg, steps)?,

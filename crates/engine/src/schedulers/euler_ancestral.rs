@@ -16,6 +16,7 @@ pub struct EulerAncestral {
 }
 
 impl EulerAncestral {
+    /// Builds the sampler for `steps` inference steps from its config.
     pub fn new(mut cfg: EulerConfig, steps: usize) -> Result<Self> {
         // EulerAncestralDiscreteScheduler always ends at sigma 0.
         cfg.final_sigmas_type = "zero".into();

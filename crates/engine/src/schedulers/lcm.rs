@@ -31,6 +31,16 @@ pub struct LcmConfig {
     pub prediction_type: Prediction,
     #[serde(default = "d_ten")]
     pub timestep_scaling: f64,
+    #[serde(default)]
+    pub thresholding: bool,
+    #[serde(default)]
+    pub clip_sample: bool,
+    #[serde(default = "d_one")]
+    pub clip_sample_range: f64,
+}
+
+fn d_one() -> f64 {
+    1.0
 }
 
 /// LCM sampler state.
@@ -43,6 +53,7 @@ pub struct Lcm {
 }
 
 impl Lcm {
+    /// Builds the sampler for `steps` inference steps from its config.
     pub fn new(cfg: LcmConfig, steps: usize) -> Result<Self> {
         let ac = cfg.betas.alphas_cumprod()?;
         let n = cfg.betas.num_train_timesteps;
@@ -51,6 +62,12 @@ impl Lcm {
             return Err(EngineError::invalid(
                 "steps",
                 format!("LCM supports at most original_inference_steps = {orig} steps"),
+            ));
+        }
+        if cfg.thresholding {
+            return Err(EngineError::invalid(
+                "scheduler.thresholding",
+                "dynamic thresholding is not supported",
             ));
         }
         let k = n / orig;
