@@ -22,6 +22,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the API server with in-process workers (SQLite + local files by default).
+    Serve(ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Generate images from a prompt with a local diffusers-format model.
     Generate(GenerateArgs),
     /// Replay a diffusers reference trace and report per-stage errors (exit 1 if out of tolerance).
@@ -109,6 +114,50 @@ struct ParityArgs {
     device: DeviceArgs,
 }
 
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7860", env = "ATELIER_LISTEN")]
+    listen: String,
+    /// Data directory: the SQLite database and the artifacts.
+    #[arg(long, default_value = "atelier-data", env = "ATELIER_DATA")]
+    data: PathBuf,
+    /// Model folders (repeatable): a folder of models, or a model folder itself.
+    #[arg(long = "models", default_value = "models")]
+    models: Vec<PathBuf>,
+    /// In-process workers (default: one per device).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Queued jobs beyond which submissions get 429.
+    #[arg(long, default_value_t = 1000)]
+    max_queue: i64,
+    /// Attempts per job when a worker dies mid-job.
+    #[arg(long, default_value_t = 2)]
+    max_attempts: i64,
+    /// Models kept in memory at once.
+    #[arg(long, default_value_t = 2)]
+    max_loaded_models: usize,
+    /// Allow webhooks to private and loopback addresses.
+    #[arg(long)]
+    allow_private_webhooks: bool,
+    /// Base URL clients reach this server at (default: from the Host header).
+    #[arg(long, env = "ATELIER_PUBLIC_URL")]
+    public_url: Option<String>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create an API key for a tenant (created if new); the key is printed once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "atelier-data", env = "ATELIER_DATA")]
+        data: PathBuf,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 enum ModelsCommand {
     /// Show the models installed in a folder.
@@ -131,15 +180,23 @@ enum ModelsCommand {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // The server logs its lifecycle; one-shot commands stay quiet unless asked.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info,sqlx=warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ATELIER_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Keys(KeysCommand::Create { tenant, data }) => keys_create(&tenant, &data),
         Command::Generate(a) => generate(a),
         Command::Parity(a) => parity(a),
         Command::Bench(a) => bench::run(a),
@@ -158,6 +215,49 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+    let load = a.device.load_options()?;
+    let cfg = atelier_server::ServeConfig {
+        listen: a.listen,
+        data: a.data,
+        models: a.models,
+        workers: a.workers.unwrap_or(1),
+        load,
+        allow_private_webhooks: a.allow_private_webhooks,
+        public_url: a.public_url,
+        limits: atelier_platform::Limits {
+            max_queue: a.max_queue,
+            max_attempts: a.max_attempts.max(1),
+            ..Default::default()
+        },
+        max_loaded_models: a.max_loaded_models,
+    };
+    runtime()?.block_on(atelier_server::serve(cfg))?;
+    Ok(0)
+}
+
+fn keys_create(tenant: &str, data: &Path) -> anyhow::Result<i32> {
+    if tenant.trim().is_empty() || tenant.len() > 64 {
+        bail!("invalid --tenant: 1 to 64 characters");
+    }
+    let key = runtime()?.block_on(async {
+        let (store, _, _) = atelier_server::open_data(data).await?;
+        let k =
+            atelier_platform::auth::create_key(store.as_ref(), tenant, atelier_platform::now_ms())
+                .await?;
+        anyhow::Ok(k)
+    })?;
+    eprintln!("created a key for tenant {tenant:?}; it is shown only now:");
+    println!("{key}");
+    Ok(0)
 }
 
 fn resolve_model_dir(model: &str, models: &Path) -> PathBuf {

@@ -1,0 +1,825 @@
+//! End-to-end tests of `atelier serve`: the real binary on a free port with the sd15-tiny
+//! fixture, spoken to over HTTP.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture() -> PathBuf {
+    root().join("tests/fixtures/sd15-tiny")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    data: PathBuf,
+    port: u16,
+    models: Vec<PathBuf>,
+    extra: Vec<String>,
+}
+
+impl Server {
+    fn start(data: &Path, models: &[PathBuf], extra: &[&str]) -> Self {
+        Self::start_on(
+            free_port(),
+            data,
+            models,
+            extra.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    fn start_on(port: u16, data: &Path, models: &[PathBuf], extra: Vec<String>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atelier"));
+        cmd.args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        for m in models {
+            cmd.args(["--models", m.to_str().unwrap()]);
+        }
+        cmd.args(&extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("server starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let stderr = child.stderr.take().unwrap();
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var("ATELIER_TEST_LOG").is_ok() {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        let c = Client::new();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if c.get(format!("{base}/healthz"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self {
+                    child,
+                    base,
+                    data: data.to_path_buf(),
+                    port,
+                    models: models.to_vec(),
+                    extra,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("server did not come up");
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill9();
+        let s = Server::start_on(self.port, &self.data, &self.models, self.extra.clone());
+        // The old process is already reaped; dropping it is harmless.
+        drop(std::mem::replace(self, s));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+fn post(
+    c: &Client,
+    url: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut r = c.post(url).json(body);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    let resp = r.send().unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let v: Value = resp.json().unwrap_or(Value::Null);
+    (status, v, headers)
+}
+
+fn get(c: &Client, url: &str, key: Option<&str>) -> (u16, Value) {
+    let mut r = c.get(url);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    let resp = r.send().unwrap();
+    let s = resp.status().as_u16();
+    (s, resp.json().unwrap_or(Value::Null))
+}
+
+fn predict_url(base: &str) -> String {
+    format!("{base}/v1/models/atelier/text-to-image/predictions")
+}
+
+fn wait_terminal(c: &Client, base: &str, id: &str, key: Option<&str>, limit: Duration) -> Value {
+    let t = Instant::now();
+    loop {
+        let (_, j) = get(c, &format!("{base}/v1/predictions/{id}"), key);
+        if matches!(
+            j["status"].as_str(),
+            Some("succeeded" | "failed" | "canceled")
+        ) {
+            return j;
+        }
+        assert!(t.elapsed() < limit, "job {id} did not finish: {j}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn keys_create(data: &Path, tenant: &str) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_atelier"))
+        .args([
+            "keys",
+            "create",
+            "--tenant",
+            tenant,
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+/// Reads an SSE stream until `done` or until `stop_after` events; returns (id, event, data).
+fn read_sse(
+    c: &Client,
+    url: &str,
+    last_id: Option<i64>,
+    stop_after: Option<usize>,
+) -> Vec<(i64, String, String)> {
+    let mut r = c.get(url);
+    if let Some(l) = last_id {
+        r = r.header("Last-Event-ID", l.to_string());
+    }
+    let resp = r.send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut reader = BufReader::new(resp);
+    let mut out = Vec::new();
+    let (mut id, mut ev, mut data) = (None, String::new(), String::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            if let Some(i) = id.take() {
+                out.push((i, std::mem::take(&mut ev), std::mem::take(&mut data)));
+                if out.last().is_some_and(|e| e.1 == "done")
+                    || stop_after.is_some_and(|n| out.len() >= n)
+                {
+                    break;
+                }
+            }
+            continue;
+        }
+        if let Some(v) = l.strip_prefix("id:") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = l.strip_prefix("event:") {
+            ev = v.trim().to_owned();
+        } else if let Some(v) = l.strip_prefix("data:") {
+            data.push_str(v.trim_start());
+        }
+    }
+    out
+}
+
+#[test]
+fn starts_without_models_and_says_how_to_install_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[empty], &[]);
+    let c = client();
+    let (st, v) = get(&c, &format!("{}/v1/models", s.base), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["data"], json!([]));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("atelier models pull"),
+        "{v}"
+    );
+    let (st, v, _) = post(
+        &c,
+        &predict_url(&s.base),
+        None,
+        &json!({"input": {"prompt": "x"}}),
+    );
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["error"]["field"], "input.model");
+    let (st, v) = get(&c, &format!("{}/readyz", s.base), None);
+    assert_eq!((st, v["ready"].clone()), (200, json!(true)));
+}
+
+#[test]
+fn prediction_lifecycle_wait_idempotency_list_files_metrics_openapi() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);
+    let c = client();
+    let (st, v) = get(&c, &format!("{}/v1/models", s.base), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["data"][0]["id"], "sd15-tiny");
+
+    // Prefer: wait returns the finished job.
+    let body = json!({"input": {"prompt": "a photo ticket", "width": 64, "height": 64, "steps": 2, "seed": 9, "num_outputs": 2}});
+    let resp = c
+        .post(predict_url(&s.base))
+        .header("Prefer", "wait=60")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let j: Value = resp.json().unwrap();
+    assert_eq!(j["status"], "succeeded", "{j}");
+    assert_eq!(j["output"]["seeds"], json!([9, 10]));
+    assert_eq!(j["progress"]["fraction"], json!(1.0));
+    let url = j["output"]["images"][0].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&s.base) && url.contains("sig="), "{url}");
+    assert!(
+        !j.to_string().contains(tmp.path().to_str().unwrap()),
+        "a local path leaked: {j}"
+    );
+
+    // The file: content type, ETag, Range, 304, tampered signature.
+    let r = c.get(&url).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let bytes = r.bytes().unwrap();
+    assert_eq!(&bytes[..4], b"\x89PNG");
+    let r = c.get(&url).header("Range", "bytes=0-7").send().unwrap();
+    assert_eq!(r.status().as_u16(), 206);
+    assert_eq!(
+        r.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 0-7/{}", bytes.len())
+    );
+    assert_eq!(r.bytes().unwrap().as_ref(), &bytes[..8]);
+    let r = c.get(&url).header("If-None-Match", &etag).send().unwrap();
+    assert_eq!(r.status().as_u16(), 304);
+    let bad = url.replace("sig=", "sig=00");
+    assert_eq!(c.get(&bad).send().unwrap().status().as_u16(), 404);
+
+    // Idempotency: same key, same job, not run twice.
+    let send = || {
+        c.post(predict_url(&s.base))
+            .header("Idempotency-Key", "abc-1")
+            .json(&json!({"input": {"prompt": "once", "width": 64, "height": 64, "steps": 1}}))
+            .send()
+            .unwrap()
+    };
+    let a = send();
+    assert_eq!(a.status().as_u16(), 201);
+    let a: Value = a.json().unwrap();
+    let b = send();
+    assert_eq!(b.status().as_u16(), 200);
+    let b: Value = b.json().unwrap();
+    assert_eq!(a["id"], b["id"]);
+
+    // Listing with a cursor.
+    let (st, page) = get(&c, &format!("{}/v1/predictions?limit=1", s.base), None);
+    assert_eq!(st, 200);
+    assert_eq!(page["results"].as_array().unwrap().len(), 1);
+    let next = page["next"].as_str().unwrap().to_owned();
+    let (_, page2) = get(&c, &next, None);
+    assert_ne!(page["results"][0]["id"], page2["results"][0]["id"]);
+    let (_, filtered) = get(
+        &c,
+        &format!("{}/v1/predictions?status=succeeded", s.base),
+        None,
+    );
+    assert!(filtered["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["status"] == "succeeded"));
+
+    // Operations.
+    let m = c
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        m.contains("atelier_queue_depth") && m.contains("atelier_job_latency_seconds_bucket"),
+        "{m}"
+    );
+    let (_, doc) = get(&c, &format!("{}/openapi.json", s.base), None);
+    for p in [
+        "/v1/models/{owner}/{name}/predictions",
+        "/v1/predictions/{id}/stream",
+        "/v1/images/generations",
+        "/v1/files/{id}",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
+    assert!(
+        doc["components"]["schemas"]["atelier_text_to_imageInput"]["properties"]["prompt"]
+            .is_object()
+    );
+}
+
+#[test]
+fn bad_input_gets_4xx_naming_the_field_and_never_500() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);
+    let c = client();
+    let u = predict_url(&s.base);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"input": {}}), 422, "input.prompt"),
+        (json!({"input": {"prompt": ""}}), 422, "input.prompt"),
+        (
+            json!({"input": {"prompt": "x".repeat(2001)}}),
+            422,
+            "input.prompt",
+        ),
+        (
+            json!({"input": {"prompt": "x", "width": 100}}),
+            422,
+            "input.width",
+        ),
+        (
+            json!({"input": {"prompt": "x", "height": 4096}}),
+            422,
+            "input.height",
+        ),
+        (
+            json!({"input": {"prompt": "x", "steps": 0}}),
+            422,
+            "input.steps",
+        ),
+        (
+            json!({"input": {"prompt": "x", "steps": 1000}}),
+            422,
+            "input.steps",
+        ),
+        (
+            json!({"input": {"prompt": "x", "num_outputs": 5}}),
+            422,
+            "input.num_outputs",
+        ),
+        (
+            json!({"input": {"prompt": "x", "guidance_scale": -1}}),
+            422,
+            "input.guidance_scale",
+        ),
+        (
+            json!({"input": {"prompt": "x", "scheduler": "heun"}}),
+            422,
+            "input.scheduler",
+        ),
+        (
+            json!({"input": {"prompt": "x", "output_format": "gif"}}),
+            422,
+            "input.output_format",
+        ),
+        (
+            json!({"input": {"prompt": "x", "model": "nope"}}),
+            422,
+            "input.model",
+        ),
+        (
+            json!({"input": {"prompt": "x", "seed": -3}}),
+            422,
+            "input.seed",
+        ),
+        (
+            json!({"input": {"prompt": "x", "colour": "red"}}),
+            422,
+            "input.colour",
+        ),
+        (json!({"input": "just text"}), 422, "input"),
+        (
+            json!({"input": {"prompt": "x"}, "webhook": "http://127.0.0.1:9/x"}),
+            422,
+            "webhook",
+        ),
+        (
+            json!({"input": {"prompt": "x"}, "webhook": "https://example.com/h", "webhook_events_filter": ["nope"]}),
+            422,
+            "webhook_events_filter",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let (st, v, _) = post(&c, &u, None, &body);
+        assert_eq!(st, status, "{body} -> {v}");
+        assert_eq!(v["error"]["field"], field, "{body} -> {v}");
+    }
+    // Malformed JSON, wrong content type, oversize body.
+    let r = c
+        .post(&u)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(
+        r.json::<Value>().unwrap()["error"]["code"],
+        "malformed_json"
+    );
+    let r = c.post(&u).body("{}").send().unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let big = json!({"input": {"prompt": "x".repeat(2 << 20)}});
+    // The server answers 413 without reading the whole body and closes the connection, so
+    // this request gets a client of its own rather than poisoning the pool.
+    let once = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let r = once.post(&u).json(&big).send().unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(
+        r.json::<Value>().unwrap()["error"]["code"],
+        "body_too_large"
+    );
+    // Headers.
+    let r = c
+        .post(&u)
+        .header("Prefer", "wait=999")
+        .json(&json!({"input": {"prompt": "x"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(r.json::<Value>().unwrap()["error"]["field"], "Prefer");
+    let r = c
+        .post(&u)
+        .header("Cancel-After", "soon")
+        .json(&json!({"input": {"prompt": "x"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<Value>().unwrap()["error"]["field"], "Cancel-After");
+    // Unknown things are 404 with our body.
+    let (st, v, _) = post(
+        &c,
+        &format!("{}/v1/models/acme/nothing/predictions", s.base),
+        None,
+        &json!({"input": {}}),
+    );
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (404, Some("unknown_model"))
+    );
+    let (st, v) = get(&c, &format!("{}/v1/predictions/nope", s.base), None);
+    assert_eq!((st, v["error"]["code"].as_str()), (404, Some("not_found")));
+    let (st, _) = get(&c, &format!("{}/v1/predictions?limit=0", s.base), None);
+    assert_eq!(st, 422);
+    let (st, v) = get(&c, &format!("{}/no/such/route", s.base), None);
+    assert_eq!((st, v["error"]["code"].as_str()), (404, Some("not_found")));
+    // OpenAI-shaped errors name OpenAI's fields.
+    let (st, v, _) = post(
+        &c,
+        &format!("{}/v1/images/generations", s.base),
+        None,
+        &json!({"prompt": "x", "size": "big"}),
+    );
+    assert_eq!((st, v["error"]["field"].as_str()), (422, Some("size")));
+    let (st, v, _) = post(
+        &c,
+        &format!("{}/v1/images/generations", s.base),
+        None,
+        &json!({"prompt": "x", "n": 9}),
+    );
+    assert_eq!((st, v["error"]["field"].as_str()), (422, Some("n")));
+    let (st, v, _) = post(
+        &c,
+        &format!("{}/v1/images/generations", s.base),
+        None,
+        &json!({"prompt": "x", "response_format": "gif"}),
+    );
+    assert_eq!(
+        (st, v["error"]["field"].as_str()),
+        (422, Some("response_format"))
+    );
+}
+
+#[test]
+fn queue_limit_gives_429_with_retry_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &[fixture()],
+        &["--max-queue", "1"],
+    );
+    let c = client();
+    let body = json!({"input": {"prompt": "x", "width": 256, "height": 256, "steps": 60}});
+    let mut refused = None;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (st, v, h) = post(&c, &predict_url(&s.base), None, &body);
+        if st == 429 {
+            refused = Some((v, h));
+            break;
+        }
+        assert_eq!(st, 201, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let (v, h) = refused.expect("a submission beyond the queue limit is refused");
+    assert_eq!(v["error"]["code"], "queue_full");
+    assert!(h.get("retry-after").is_some());
+    for id in ids {
+        let _ = c
+            .post(format!("{}/v1/predictions/{id}/cancel", s.base))
+            .send();
+    }
+}
+
+#[test]
+fn tenants_are_isolated_and_keys_are_required() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let ka = keys_create(&data, "alpha");
+    let kb = keys_create(&data, "beta");
+    assert!(ka.starts_with("atl_") && ka != kb);
+    let s = Server::start(&data, &[fixture()], &[]);
+    let c = client();
+    let body = json!({"input": {"prompt": "mine", "width": 64, "height": 64, "steps": 1}});
+    // Keys exist: no key and a bad key are both 401.
+    let (st, v, _) = post(&c, &predict_url(&s.base), None, &body);
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (st, _, _) = post(&c, &predict_url(&s.base), Some("atl_nothere_0000"), &body);
+    assert_eq!(st, 401);
+    let (st, _) = get(
+        &c,
+        &format!("{}/v1/predictions", s.base),
+        Some(&format!("{ka}x")),
+    );
+    assert_eq!(st, 401);
+
+    let (st, j, _) = post(&c, &predict_url(&s.base), Some(&ka), &body);
+    assert_eq!(st, 201, "{j}");
+    let id = j["id"].as_str().unwrap().to_owned();
+    let done = wait_terminal(&c, &s.base, &id, Some(&ka), Duration::from_secs(60));
+    assert_eq!(done["status"], "succeeded");
+    let url = done["output"]["images"][0].as_str().unwrap();
+    let file_id = url
+        .split("/v1/files/")
+        .nth(1)
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
+
+    for path in [
+        format!("/v1/predictions/{id}"),
+        format!("/v1/predictions/{id}/stream"),
+        format!("/v1/predictions/{id}/preview"),
+        format!("/v1/files/{file_id}"),
+    ] {
+        let r = c
+            .get(format!("{}{path}", s.base))
+            .bearer_auth(&kb)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "tenant beta reached {path}");
+        let r = c
+            .get(format!("{}{path}", s.base))
+            .bearer_auth(&ka)
+            .send()
+            .unwrap();
+        assert_ne!(r.status().as_u16(), 404, "tenant alpha lost {path}");
+    }
+    let r = c
+        .post(format!("{}/v1/predictions/{id}/cancel", s.base))
+        .bearer_auth(&kb)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let (_, list_b) = get(&c, &format!("{}/v1/predictions", s.base), Some(&kb));
+    assert_eq!(list_b["results"], json!([]));
+}
+
+#[test]
+fn cancel_stops_a_running_job_within_a_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);
+    let c = client();
+    let (_, j, _) = post(
+        &c,
+        &predict_url(&s.base),
+        None,
+        &json!({"input": {"prompt": "long", "width": 256, "height": 256, "steps": 150}}),
+    );
+    let id = j["id"].as_str().unwrap().to_owned();
+    let t = Instant::now();
+    loop {
+        let (_, j) = get(&c, &format!("{}/v1/predictions/{id}", s.base), None);
+        if j["progress"]["step"].as_u64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "never progressed: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = c
+        .post(format!("{}/v1/predictions/{id}/cancel", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let at_cancel = get(&c, &format!("{}/v1/predictions/{id}", s.base), None).1["progress"]["step"]
+        .as_u64()
+        .unwrap();
+    let done = wait_terminal(&c, &s.base, &id, None, Duration::from_secs(30));
+    assert_eq!(done["status"], "canceled", "{done}");
+    let last = done["progress"]["step"].as_u64().unwrap();
+    assert!(
+        last <= at_cancel + 1,
+        "ran {} steps after cancel",
+        last - at_cancel
+    );
+    assert!(last < 150);
+}
+
+#[test]
+fn sse_resumes_with_last_event_id_without_loss_or_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);
+    let c = client();
+    let (_, j, _) = post(
+        &c,
+        &predict_url(&s.base),
+        None,
+        &json!({"input": {"prompt": "stream me", "width": 128, "height": 128, "steps": 12}}),
+    );
+    let id = j["id"].as_str().unwrap().to_owned();
+    let url = format!("{}/v1/predictions/{id}/stream", s.base);
+    // Read a few events, drop the connection mid-job, resume.
+    let first = read_sse(&c, &url, None, Some(3));
+    assert_eq!(first.len(), 3);
+    let last = first.last().unwrap().0;
+    let rest = read_sse(&c, &url, Some(last), None);
+    let mut got: Vec<(i64, String, String)> = first.into_iter().chain(rest).collect();
+    assert_eq!(got.last().unwrap().1, "done", "{got:?}");
+    // Compare with a full replay after the fact: same events, same order, each once.
+    let full = read_sse(&c, &url, None, None);
+    assert_eq!(
+        got.iter().map(|e| e.0).collect::<Vec<_>>(),
+        full.iter().map(|e| e.0).collect::<Vec<_>>()
+    );
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    got.dedup_by_key(|e| e.0);
+    assert_eq!(got.len(), full.len());
+    let kinds: Vec<&str> = full.iter().map(|e| e.1.as_str()).collect();
+    assert!(
+        kinds.contains(&"progress") && kinds.contains(&"output") && kinds.contains(&"logs"),
+        "{kinds:?}"
+    );
+    assert!(
+        full.iter()
+            .any(|e| e.1 == "progress" && e.2.contains("data:image/png;base64,")),
+        "no preview in progress events"
+    );
+}
+
+#[test]
+fn kill_dash_nine_mid_job_loses_nothing_and_runs_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);
+    let c = client();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let steps = if i == 2 { 40 } else { 2 };
+        let (st, j, _) = post(
+            &c,
+            &predict_url(&s.base),
+            None,
+            &json!({"input": {"prompt": format!("job {i}"), "width": 64, "height": 64, "steps": steps}}),
+        );
+        assert_eq!(st, 201, "{j}");
+        ids.push(j["id"].as_str().unwrap().to_owned());
+    }
+    // Wait for the 3rd job to be mid-run, then kill -9.
+    let t = Instant::now();
+    loop {
+        let (_, j) = get(&c, &format!("{}/v1/predictions/{}", s.base, ids[2]), None);
+        if j["status"] == "processing" && j["progress"]["step"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "3rd job never started: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.restart();
+    for id in &ids {
+        let j = wait_terminal(&c, &s.base, id, None, Duration::from_secs(180));
+        assert!(
+            j["status"] == "succeeded" || j["error_code"] == "interrupted",
+            "job {id} ended {}: {j}",
+            j["status"]
+        );
+        let events = read_sse(
+            &c,
+            &format!("{}/v1/predictions/{id}/stream", s.base),
+            None,
+            None,
+        );
+        let outputs = events.iter().filter(|e| e.1 == "output").count();
+        let dones = events.iter().filter(|e| e.1 == "done").count();
+        let expected = usize::from(j["status"] == "succeeded");
+        assert_eq!((outputs, dones), (expected, 1), "job {id}: {events:?}");
+    }
+    let (_, j) = get(&c, &format!("{}/v1/predictions/{}", s.base, ids[2]), None);
+    assert_eq!(
+        j["attempts"], 2,
+        "the interrupted job was retried once: {j}"
+    );
+}
+
+/// The official Python clients (openai, replicate, standardwebhooks), installed by .ci/run
+/// (or by tests/python/setup.sh) into a virtualenv named by ATELIER_TEST_PYTHON.
+#[test]
+fn official_python_clients_work_unchanged() {
+    let python = match std::env::var("ATELIER_TEST_PYTHON") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => {
+            let o = Command::new("bash")
+                .arg(root().join("tests/python/setup.sh"))
+                .output()
+                .expect("bash");
+            assert!(
+                o.status.success(),
+                "setting up the Python clients failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = keys_create(&data, "clients");
+    let s = Server::start(&data, &[fixture()], &["--allow-private-webhooks"]);
+    let mut child = Command::new(&python)
+        .arg(root().join("tests/python/clients.py"))
+        .args([&s.base, &key])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    println!("{out}");
+    assert!(status.success(), "python clients failed:\n{out}\n{err}");
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
+}

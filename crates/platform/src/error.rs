@@ -1,0 +1,50 @@
+//! Platform errors. The server maps each variant to one HTTP status in one place.
+
+/// Everything the platform layer can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The database failed or is unreachable.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A migration failed at startup.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Artifact storage failed.
+    #[error("storage {path}: {source}")]
+    Storage {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored data does not parse (a bug or a hand-edited database).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// A job input failed validation; `field` is the JSON path as the client wrote it.
+    #[error("invalid {field}: {message}")]
+    InvalidInput { field: String, message: String },
+    /// No app with this name is installed.
+    #[error("unknown model {0:?}")]
+    UnknownApp(String),
+    /// The queue is full.
+    #[error("queue is full ({depth} jobs waiting)")]
+    QueueFull { depth: i64, retry_after_s: u64 },
+    /// A webhook URL was refused (private address, bad scheme).
+    #[error("webhook {url}: {message}")]
+    Webhook { url: String, message: String },
+    /// The engine failed while running a job.
+    #[error(transparent)]
+    Engine(#[from] atelier_engine::EngineError),
+}
+
+impl PlatformError {
+    /// Shorthand for an input error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Platform result alias.
+pub type Result<T, E = PlatformError> = std::result::Result<T, E>;

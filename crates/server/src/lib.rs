@@ -1,0 +1,263 @@
+//! atelier's HTTP layer: the router, and `serve` which wires store, workers and routes.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod render;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use atelier_engine::LoadOptions;
+use atelier_platform::artifacts::LocalArtifacts;
+use atelier_platform::links::LinkSigner;
+use atelier_platform::store::sqlite::SqliteStore;
+use atelier_platform::{App, JobStore, Limits, Platform, PlatformConfig};
+use atelier_workflows::{ModelRegistry, TextToImage};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// The complete router.
+pub fn router(state: AppState) -> Router {
+    use routes::{files, openai, ops, predictions};
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/models", get(ops::models))
+        .route(
+            "/v1/models/{owner}/{name}/predictions",
+            post(predictions::create_for_model),
+        )
+        .route(
+            "/v1/predictions",
+            post(predictions::create_with_version).get(predictions::list),
+        )
+        .route("/v1/predictions/{id}", get(predictions::get))
+        .route("/v1/predictions/{id}/cancel", post(predictions::cancel))
+        .route("/v1/predictions/{id}/stream", get(predictions::stream))
+        .route("/v1/predictions/{id}/preview", get(predictions::preview))
+        .route("/v1/images/generations", post(openai::generations))
+        .route("/v1/files/{id}", get(files::get))
+        .route("/v1/webhooks/default/secret", get(ops::webhook_secret))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// `atelier serve` settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub data: PathBuf,
+    pub models: Vec<PathBuf>,
+    pub workers: usize,
+    pub load: LoadOptions,
+    pub allow_private_webhooks: bool,
+    pub public_url: Option<String>,
+    pub limits: Limits,
+    pub max_loaded_models: usize,
+}
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Platform(#[from] atelier_platform::PlatformError),
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid --listen {0:?}: expected ADDR:PORT")]
+    Listen(String),
+}
+
+/// Opens the data directory: the SQLite store and the artifact folder and link secret.
+pub async fn open_data(
+    data: &std::path::Path,
+) -> Result<(Arc<SqliteStore>, LocalArtifacts, LinkSigner), ServeError> {
+    let io = |p: &std::path::Path| {
+        let path = p.display().to_string();
+        move |source| ServeError::Io { path, source }
+    };
+    std::fs::create_dir_all(data).map_err(io(data))?;
+    let store = Arc::new(SqliteStore::open(&data.join("atelier.db")).await?);
+    let artifacts = LocalArtifacts::new(data.join("artifacts"))?;
+    let secret_path = data.join("link.secret");
+    let secret = match std::fs::read_to_string(&secret_path) {
+        Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+        _ => {
+            let s = atelier_platform::auth::new_link_secret();
+            std::fs::write(&secret_path, &s).map_err(io(&secret_path))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ =
+                    std::fs::set_permissions(&secret_path, std::fs::Permissions::from_mode(0o600));
+            }
+            s
+        }
+    };
+    Ok((store, artifacts, LinkSigner::new(secret.as_bytes())))
+}
+
+/// Runs the server until SIGINT/SIGTERM; then stops taking requests and returns running jobs
+/// to the queue.
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    let started = std::time::Instant::now();
+    let addr: SocketAddr = cfg
+        .listen
+        .parse()
+        .map_err(|_| ServeError::Listen(cfg.listen.clone()))?;
+    let (store, artifacts, links) = open_data(&cfg.data).await?;
+    let now = atelier_platform::now_ms();
+    let default_tenant = store.ensure_tenant("default", now).await?.id;
+    let models = Arc::new(ModelRegistry::new(
+        cfg.models.clone(),
+        cfg.load.clone(),
+        cfg.max_loaded_models,
+    ));
+    let apps: Vec<Arc<dyn App>> = vec![Arc::new(TextToImage::new(models.clone()))];
+    let platform = Platform::new(
+        store.clone() as Arc<dyn JobStore>,
+        artifacts,
+        links,
+        PlatformConfig {
+            limits: cfg.limits.clone(),
+            allow_private_webhooks: cfg.allow_private_webhooks,
+        },
+        apps,
+    );
+    let state = AppState {
+        platform: platform.clone(),
+        models: models.clone(),
+        default_tenant,
+        loopback: addr.ip().is_loopback(),
+        listen: cfg.listen.clone(),
+        public_url: cfg
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned()),
+        link_ttl_s: 24 * 3600,
+    };
+    let base = state
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.listen));
+    {
+        let links = platform.links.clone();
+        let ttl = state.link_ttl_s;
+        let store = store.clone();
+        platform.set_renderer(Arc::new(move |job| {
+            let _ = &store;
+            render::job_json(job, None, &base, &links, ttl)
+        }));
+    }
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Io {
+            path: cfg.listen.clone(),
+            source: e,
+        })?;
+    let installed = models.list();
+    if installed.is_empty() {
+        tracing::warn!("{}", routes::ops::no_models_message(&state));
+    } else {
+        tracing::info!(models = ?installed.iter().map(|m| m.name.clone()).collect::<Vec<_>>(), "models installed");
+    }
+    let keys = store.key_count().await?;
+    if keys == 0 && state.loopback {
+        tracing::warn!("no API keys exist: running open (single-user) on loopback; create a key with `atelier keys create --tenant NAME` to require one");
+    } else if keys == 0 {
+        tracing::warn!("no API keys exist and the bind is not loopback: every request will be refused until you run `atelier keys create --tenant NAME`");
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(atelier_platform::worker::run_reaper(
+        platform.clone(),
+        shutdown_rx.clone(),
+    )));
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    for i in 0..cfg.workers.max(1) {
+        let owner = format!(
+            "{host}-{}-w{i}-{}",
+            std::process::id(),
+            atelier_platform::new_id()
+        );
+        tasks.push(tokio::spawn(atelier_platform::worker::run_worker(
+            platform.clone(),
+            owner,
+            shutdown_rx.clone(),
+        )));
+    }
+    tracing::info!(listen = %cfg.listen, data = %cfg.data.display(), workers = cfg.workers.max(1), startup_ms = started.elapsed().as_millis() as u64, "atelier serving");
+    eprintln!(
+        "atelier listening on http://{} (data: {})",
+        cfg.listen,
+        cfg.data.display()
+    );
+
+    let app = router(state);
+    let stx = shutdown_tx.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new requests; running jobs return to the queue");
+            let _ = stx.send(true);
+        })
+        .await
+        .map_err(|e| ServeError::Io {
+            path: cfg.listen.clone(),
+            source: e,
+        })?;
+    let _ = shutdown_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,54 @@
+//! `/openapi.json`: every route, plus each app's input schema.
+
+use serde_json::Value;
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "atelier",
+        description = "Self-hosted generative media: Replicate-shaped jobs, OpenAI-compatible images."
+    ),
+    paths(
+        crate::routes::predictions::create_for_model,
+        crate::routes::predictions::create_with_version,
+        crate::routes::predictions::get,
+        crate::routes::predictions::list,
+        crate::routes::predictions::cancel,
+        crate::routes::predictions::stream,
+        crate::routes::predictions::preview,
+        crate::routes::openai::generations,
+        crate::routes::files::get,
+        crate::routes::ops::healthz,
+        crate::routes::ops::readyz,
+        crate::routes::ops::metrics,
+        crate::routes::ops::models,
+        crate::routes::ops::webhook_secret,
+    ),
+    components(schemas(
+        crate::routes::predictions::PredictionRequest,
+        crate::routes::openai::ImagesRequest,
+        crate::routes::ErrorBody,
+        crate::routes::ErrorDetail,
+    ))
+)]
+struct ApiDoc;
+
+/// The document as JSON, with app input schemas under `components.schemas`.
+pub fn document(state: &AppState) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for name in state.platform.app_names() {
+            if let Some(app) = state.platform.app(&name) {
+                let key = format!("{}Input", name.replace(['/', '-'], "_"));
+                schemas.insert(key, app.input_schema());
+            }
+        }
+    }
+    doc
+}

@@ -1,0 +1,9 @@
+//! The apps atelier runs as jobs. Each app validates its input (naming the offending field),
+//! then runs on the engine inside a blocking thread with progress, previews and cancel wired
+//! to the platform.
+
+pub mod registry;
+pub mod text_to_image;
+
+pub use registry::ModelRegistry;
+pub use text_to_image::TextToImage;

@@ -1,0 +1,337 @@
+//! `atelier/text-to-image`: prompt in, images out.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use atelier_engine::pipeline::{GenerateRequest, MAX_BATCH};
+use atelier_engine::SchedulerKind;
+use atelier_platform::{App, JobContext, PlatformError};
+use serde_json::{json, Map, Value};
+
+use crate::registry::ModelRegistry;
+
+/// Longest prompt accepted, in characters.
+pub const MAX_PROMPT_CHARS: usize = 2000;
+/// Most images per job.
+pub const MAX_OUTPUTS: u64 = 4;
+/// Largest side in pixels.
+pub const MAX_SIDE: u64 = 2048;
+/// Smallest side in pixels.
+pub const MIN_SIDE: u64 = 64;
+/// Most denoising steps.
+pub const MAX_STEPS: u64 = 150;
+
+const FIELDS: [&str; 11] = [
+    "prompt",
+    "negative_prompt",
+    "model",
+    "width",
+    "height",
+    "steps",
+    "guidance_scale",
+    "scheduler",
+    "seed",
+    "num_outputs",
+    "output_format",
+];
+
+/// The text-to-image app.
+pub struct TextToImage {
+    models: Arc<ModelRegistry>,
+}
+
+impl TextToImage {
+    /// Runs on the models of `models`.
+    pub fn new(models: Arc<ModelRegistry>) -> Self {
+        Self { models }
+    }
+}
+
+fn bad(field: &str, message: impl Into<String>) -> PlatformError {
+    PlatformError::invalid(format!("input.{field}"), message)
+}
+
+fn get_u64(
+    o: &Map<String, Value>,
+    field: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, PlatformError> {
+    match o.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let n = v
+                .as_u64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                        .map(|f| f as u64)
+                })
+                .ok_or_else(|| bad(field, "must be a non-negative integer"))?;
+            if n < min || n > max {
+                return Err(bad(field, format!("must be between {min} and {max}")));
+            }
+            Ok(Some(n))
+        }
+    }
+}
+
+fn get_str<'a>(o: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, PlatformError> {
+    match o.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(bad(field, "must be a string")),
+    }
+}
+
+/// Output encodings: (content type, extension).
+fn format_of(name: &str) -> Option<(&'static str, &'static str)> {
+    match name {
+        "png" => Some(("image/png", "png")),
+        "jpg" | "jpeg" => Some(("image/jpeg", "jpg")),
+        "webp" => Some(("image/webp", "webp")),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl App for TextToImage {
+    fn name(&self) -> &str {
+        "atelier/text-to-image"
+    }
+
+    fn validate(&self, input: &Value) -> Result<Value, PlatformError> {
+        let o = input
+            .as_object()
+            .ok_or_else(|| PlatformError::invalid("input", "must be a JSON object"))?;
+        if let Some(k) = o.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(bad(
+                k,
+                format!("unknown field; accepted: {}", FIELDS.join(", ")),
+            ));
+        }
+        let prompt = get_str(o, "prompt")?.ok_or_else(|| bad("prompt", "is required"))?;
+        if prompt.trim().is_empty() {
+            return Err(bad("prompt", "must not be empty"));
+        }
+        if prompt.chars().count() > MAX_PROMPT_CHARS {
+            return Err(bad(
+                "prompt",
+                format!("is longer than {MAX_PROMPT_CHARS} characters"),
+            ));
+        }
+        if let Some(n) = get_str(o, "negative_prompt")? {
+            if n.chars().count() > MAX_PROMPT_CHARS {
+                return Err(bad(
+                    "negative_prompt",
+                    format!("is longer than {MAX_PROMPT_CHARS} characters"),
+                ));
+            }
+        }
+        let models = self.models.list();
+        let model = match get_str(o, "model")? {
+            Some(m) => models
+                .iter()
+                .find(|i| i.name == m)
+                .ok_or_else(|| {
+                    bad(
+                        "model",
+                        format!(
+                            "model {m:?} is not installed; installed: {}",
+                            models
+                                .iter()
+                                .map(|i| i.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?
+                .clone(),
+            None => models.first().cloned().ok_or_else(|| {
+                bad(
+                    "model",
+                    "no model is installed; run `atelier models pull stabilityai/sd-turbo`",
+                )
+            })?,
+        };
+        let f = model.vae_scale_factor as u64;
+        let mut out = o.clone();
+        for side in ["width", "height"] {
+            if let Some(v) = get_u64(o, side, MIN_SIDE, MAX_SIDE)? {
+                if v % f != 0 {
+                    return Err(bad(side, format!("must be a multiple of {f}")));
+                }
+            } else {
+                out.insert(side.into(), json!(model.native_size));
+            }
+        }
+        get_u64(o, "steps", 1, MAX_STEPS)?;
+        get_u64(o, "num_outputs", 1, MAX_OUTPUTS.min(MAX_BATCH as u64))?;
+        match o.get("guidance_scale") {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let g = v
+                    .as_f64()
+                    .ok_or_else(|| bad("guidance_scale", "must be a number"))?;
+                if !(0.0..=30.0).contains(&g) {
+                    return Err(bad("guidance_scale", "must be between 0 and 30"));
+                }
+            }
+        }
+        if let Some(s) = get_str(o, "scheduler")? {
+            let k: SchedulerKind = s
+                .parse()
+                .map_err(|e: atelier_engine::EngineError| bad("scheduler", e.to_string()))?;
+            out.insert("scheduler".into(), json!(k.name()));
+        }
+        if let Some(fmt) = get_str(o, "output_format")? {
+            if format_of(fmt).is_none() {
+                return Err(bad("output_format", "must be png, jpg or webp"));
+            }
+        }
+        match o.get("seed") {
+            None | Some(Value::Null) => {
+                // Chosen now and stored, so a retried job reproduces the same images.
+                out.insert("seed".into(), json!(rand::random::<u32>()));
+            }
+            Some(v) => {
+                v.as_u64()
+                    .ok_or_else(|| bad("seed", "must be a non-negative integer"))?;
+            }
+        }
+        out.insert("model".into(), json!(model.name));
+        Ok(Value::Object(out))
+    }
+
+    fn input_schema(&self) -> Value {
+        json!({
+            "type": "object",
+            "required": ["prompt"],
+            "additionalProperties": false,
+            "properties": {
+                "prompt": {"type": "string", "maxLength": MAX_PROMPT_CHARS},
+                "negative_prompt": {"type": "string", "maxLength": MAX_PROMPT_CHARS},
+                "model": {"type": "string", "description": "installed model id (default: the first installed)"},
+                "width": {"type": "integer", "minimum": MIN_SIDE, "maximum": MAX_SIDE, "description": "multiple of 8; default the model's native size"},
+                "height": {"type": "integer", "minimum": MIN_SIDE, "maximum": MAX_SIDE},
+                "steps": {"type": "integer", "minimum": 1, "maximum": MAX_STEPS},
+                "guidance_scale": {"type": "number", "minimum": 0, "maximum": 30},
+                "scheduler": {"type": "string", "enum": SchedulerKind::ALL.map(|k| k.name())},
+                "seed": {"type": "integer", "minimum": 0},
+                "num_outputs": {"type": "integer", "minimum": 1, "maximum": MAX_OUTPUTS},
+                "output_format": {"type": "string", "enum": ["png", "jpg", "webp"]}
+            }
+        })
+    }
+
+    async fn run(&self, ctx: JobContext) -> Result<Value, PlatformError> {
+        let o = ctx.job.input.as_object().cloned().unwrap_or_default();
+        let name = o
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        ctx.reporter.log(format!("loading model {name}")).await;
+        let model = self.models.get(&name).await?;
+        let num = o.get("num_outputs").and_then(Value::as_u64).unwrap_or(1) as usize;
+        let (ctype, ext) = format_of(
+            o.get("output_format")
+                .and_then(Value::as_str)
+                .unwrap_or("png"),
+        )
+        .unwrap_or(("image/png", "png"));
+        let req = GenerateRequest {
+            prompt: o
+                .get("prompt")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            negative_prompt: o
+                .get("negative_prompt")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            width: o.get("width").and_then(Value::as_u64).map(|v| v as usize),
+            height: o.get("height").and_then(Value::as_u64).map(|v| v as usize),
+            steps: o.get("steps").and_then(Value::as_u64).map(|v| v as usize),
+            guidance_scale: o.get("guidance_scale").and_then(Value::as_f64),
+            scheduler: o
+                .get("scheduler")
+                .and_then(Value::as_str)
+                .map(str::parse::<SchedulerKind>)
+                .transpose()?,
+            scheduler_overrides: Map::new(),
+            seed: o.get("seed").and_then(Value::as_u64).unwrap_or(0),
+            batch_size: Some(num),
+            preview_every: 0,
+        };
+        let resolved = model.resolve(&req)?;
+        let preview_every = (resolved.steps / 8).max(1);
+        let req = GenerateRequest {
+            preview_every,
+            ..req
+        };
+        ctx.reporter
+            .log(format!(
+                "{} {}x{}, {} steps of {}, guidance {}, seed {}",
+                resolved.model,
+                resolved.width,
+                resolved.height,
+                resolved.steps,
+                resolved.scheduler,
+                resolved.guidance_scale,
+                resolved.seed
+            ))
+            .await;
+        let reporter = ctx.reporter.clone();
+        let cancel = ctx.cancel.clone();
+        let m = model.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            m.generate(
+                &req,
+                &mut |p| {
+                    let preview = p
+                        .previews
+                        .as_ref()
+                        .and_then(|v| v.first())
+                        .and_then(|img| img.to_png(&[]).ok());
+                    if p.phase == atelier_engine::pipeline::Phase::Denoising {
+                        reporter.progress_blocking(p.step, p.total, preview);
+                    }
+                },
+                &cancel,
+            )
+        })
+        .await
+        .map_err(|e| PlatformError::Corrupt(format!("generation thread panicked: {e}")))??;
+        for w in &out.warnings {
+            ctx.reporter.log(format!("warning: {w}")).await;
+        }
+        let mut images = Vec::with_capacity(out.images.len());
+        for i in 0..out.images.len() {
+            let bytes = if ext == "png" {
+                out.png(i)?
+            } else {
+                encode(&out.images[i], ext)
+                    .map_err(|e| PlatformError::invalid("input.output_format", e))?
+            };
+            images.push(json!(ctx.put_file(ctype, ext, bytes).await?));
+        }
+        Ok(json!({"images": images, "seeds": out.seeds}))
+    }
+}
+
+fn encode(img: &atelier_engine::image::RgbImage, ext: &str) -> Result<Vec<u8>, String> {
+    let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
+        .ok_or_else(|| "image buffer has the wrong size".to_string())?;
+    let mut out = Cursor::new(Vec::new());
+    let fmt = match ext {
+        "jpg" => image::ImageFormat::Jpeg,
+        "webp" => image::ImageFormat::WebP,
+        _ => image::ImageFormat::Png,
+    };
+    image::DynamicImage::ImageRgb8(buf)
+        .write_to(&mut out, fmt)
+        .map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
