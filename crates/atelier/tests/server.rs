@@ -27,6 +27,8 @@ fn free_port() -> u16 {
 
 struct Server {
     child: Child,
+    /// Server log lines that report an internal (5xx) error.
+    internal_errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     base: String,
     data: PathBuf,
     port: u16,
@@ -62,11 +64,16 @@ impl Server {
         let mut child = cmd.spawn().expect("server starts");
         let base = format!("http://127.0.0.1:{port}");
         let stderr = child.stderr.take().unwrap();
+        let internal_errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = internal_errors.clone();
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var("ATELIER_TEST_LOG").is_ok() {
                     eprintln!("[server] {line}");
+                }
+                if line.contains("internal error") {
+                    sink.lock().unwrap().push(line);
                 }
             }
         });
@@ -79,6 +86,7 @@ impl Server {
             {
                 return Self {
                     child,
+                    internal_errors,
                     base,
                     data: data.to_path_buf(),
                     port,
@@ -91,6 +99,12 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         panic!("server did not come up");
+    }
+
+    /// Fails the test if the server logged any internal error (every 5xx is logged).
+    fn assert_no_internal_errors(&self) {
+        let errs = self.internal_errors.lock().unwrap();
+        assert!(errs.is_empty(), "the server hit internal errors: {errs:?}");
     }
 
     fn kill9(&mut self) {
@@ -363,6 +377,7 @@ fn prediction_lifecycle_wait_idempotency_list_files_metrics_openapi() {
         doc["components"]["schemas"]["atelier_text_to_imageInput"]["properties"]["prompt"]
             .is_object()
     );
+    s.assert_no_internal_errors();
 }
 
 #[test]
@@ -533,6 +548,32 @@ fn bad_input_gets_4xx_naming_the_field_and_never_500() {
         (st, v["error"]["field"].as_str()),
         (422, Some("response_format"))
     );
+    s.assert_no_internal_errors();
+}
+
+#[test]
+fn cancel_after_deadline_cancels_the_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);
+    let c = client();
+    let r = c
+        .post(predict_url(&s.base))
+        .header("Cancel-After", "1.5s")
+        .json(&json!({"input": {"prompt": "slow", "width": 256, "height": 256, "steps": 150}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = wait_terminal(&c, &s.base, &id, None, Duration::from_secs(60));
+    assert_eq!(done["status"], "canceled", "{done}");
+    assert!(
+        done["logs"].as_str().unwrap().contains("Cancel-After"),
+        "{done}"
+    );
+    s.assert_no_internal_errors();
 }
 
 #[test]
@@ -632,6 +673,7 @@ fn tenants_are_isolated_and_keys_are_required() {
     assert_eq!(r.status().as_u16(), 404);
     let (_, list_b) = get(&c, &format!("{}/v1/predictions", s.base), Some(&kb));
     assert_eq!(list_b["results"], json!([]));
+    s.assert_no_internal_errors();
 }
 
 #[test]
@@ -675,6 +717,7 @@ fn cancel_stops_a_running_job_within_a_step() {
         last - at_cancel
     );
     assert!(last < 150);
+    s.assert_no_internal_errors();
 }
 
 #[test]
@@ -716,6 +759,7 @@ fn sse_resumes_with_last_event_id_without_loss_or_duplicates() {
             .any(|e| e.1 == "progress" && e.2.contains("data:image/png;base64,")),
         "no preview in progress events"
     );
+    s.assert_no_internal_errors();
 }
 
 #[test]
@@ -772,6 +816,7 @@ fn kill_dash_nine_mid_job_loses_nothing_and_runs_nothing_twice() {
         j["attempts"], 2,
         "the interrupted job was retried once: {j}"
     );
+    s.assert_no_internal_errors();
 }
 
 /// The official Python clients (openai, replicate, standardwebhooks), installed by .ci/run

@@ -106,7 +106,9 @@ impl ClipTokenizer {
             .filter(|s| inner.token_to_id(s).is_some())
             .map(|s| tokenizers::AddedToken::from(s.clone(), true))
             .collect();
-        inner.add_special_tokens(&added);
+        inner
+            .add_special_tokens(added)
+            .map_err(|e| tok_err(dir, format!("registering special tokens: {e}")))?;
         let id = |name: &str| {
             inner
                 .token_to_id(name)

@@ -218,17 +218,22 @@ pub async fn get(
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
-    let job = state
-        .platform
-        .store
-        .get_job(&tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("prediction"))?;
+    let job = state.platform.store.get_job(&tenant, &id).await?;
+    render(&state, job, &base).await
+}
+
+/// Renders a job found for the caller, or the 404 shared by absent and foreign jobs.
+async fn render(
+    state: &AppState,
+    job: Option<atelier_platform::Job>,
+    base: &str,
+) -> ApiResult<axum::Json<Value>> {
+    let job = job.ok_or_else(|| ApiError::not_found("prediction"))?;
     let pos = state.platform.store.queue_position(&job).await?;
     Ok(axum::Json(job_json(
         &job,
         pos,
-        &base,
+        base,
         &state.platform.links,
         state.link_ttl_s,
     )))
@@ -322,19 +327,8 @@ pub async fn cancel(
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
-    let job = state
-        .platform
-        .cancel(&tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("prediction"))?;
-    let pos = state.platform.store.queue_position(&job).await?;
-    Ok(axum::Json(job_json(
-        &job,
-        pos,
-        &base,
-        &state.platform.links,
-        state.link_ttl_s,
-    )))
+    let job = state.platform.cancel(&tenant, &id).await?;
+    render(&state, job, &base).await
 }
 
 /// Latest preview image of a running prediction.
