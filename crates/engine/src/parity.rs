@@ -196,7 +196,8 @@ impl Reference {
     }
 }
 
-/// Noise replayed from a trace: the stored initial noise and per-step scheduler noise.
+/// Noise replayed from a trace: the stored initial noise and per-step scheduler noise, one
+/// batch row per image.
 struct ReplayNoise<'a> {
     init: &'a Tensor,
     steps: Vec<Option<&'a Tensor>>,
@@ -204,25 +205,26 @@ struct ReplayNoise<'a> {
 }
 
 impl NoiseSource for ReplayNoise<'_> {
-    fn initial(&mut self, _index: usize, _shape: (usize, usize, usize, usize)) -> Result<Tensor> {
-        Ok(self.init.clone())
+    fn initial(&mut self, index: usize, _shape: (usize, usize, usize, usize)) -> Result<Tensor> {
+        Ok(self.init.narrow(0, index, 1)?)
     }
 
     fn step(
         &mut self,
-        _index: usize,
+        index: usize,
         step: usize,
         _shape: (usize, usize, usize, usize),
     ) -> Result<Tensor> {
-        self.steps
+        let t = self
+            .steps
             .get(step)
             .copied()
             .flatten()
-            .cloned()
             .ok_or_else(|| EngineError::Reference {
                 path: self.path.to_path_buf(),
                 message: format!("the sampler needs noise at step {step} but the trace has none"),
-            })
+            })?;
+        Ok(t.narrow(0, index, 1)?)
     }
 }
 
@@ -474,7 +476,7 @@ pub fn run(model: &DiffusionModel, reference: &Path, only: Option<&str>) -> Resu
             scheduler: Some(kind),
             scheduler_overrides: run.scheduler_config.clone(),
             seed: 0,
-            batch_size: Some(1),
+            batch_size: Some(init.dim(0)?),
             preview_every: 0,
         };
         let mut noise = ReplayNoise {

@@ -326,18 +326,20 @@ impl DiffusionModel {
         }
     }
 
-    /// Conditioning for a prompt and its negative, as the diffusers pipelines build it
-    /// (SDXL zeroes an empty negative when `force_zeros_for_empty_prompt`).
-    pub fn encode(&self, prompt: &str, negative: &str) -> Result<Conditioning> {
+    /// Conditioning for a prompt and its negative, as the diffusers pipelines build it: with no
+    /// negative prompt at all (`None`), SDXL uses zeros when the folder says
+    /// `force_zeros_for_empty_prompt`; SD 1.x/2.x, and SDXL given an explicit `""`, encode "".
+    pub fn encode(&self, prompt: &str, negative: Option<&str>) -> Result<Conditioning> {
         let mut warnings = Vec::new();
         let (cond, pooled_c) = self.encode_prompt(prompt, &mut warnings)?;
         let zero_neg = self.info().family == Family::Sdxl
-            && negative.is_empty()
+            && negative.is_none()
             && self
                 .configs
                 .index
                 .force_zeros_for_empty_prompt
                 .unwrap_or(true);
+        let negative = negative.unwrap_or("");
         let (uncond, pooled_u) = if zero_neg {
             (
                 cond.zeros_like()?,
@@ -400,7 +402,7 @@ impl DiffusionModel {
             previews: None,
         });
         let cfg_on = r.guidance_scale > 1.0;
-        let cond = self.encode(&r.prompt, &r.negative_prompt)?;
+        let cond = self.encode(&r.prompt, req.negative_prompt.as_deref())?;
         let rep = |t: &Tensor| -> Result<Tensor> { Ok(t.repeat((b, 1, 1))?) };
         let rep2 = |t: &Tensor| -> Result<Tensor> { Ok(t.repeat((b, 1))?) };
         let context = if cfg_on {

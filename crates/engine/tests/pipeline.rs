@@ -174,3 +174,31 @@ fn long_prompts_are_truncated_with_a_warning() {
         out.warnings
     );
 }
+
+#[test]
+fn sdxl_zeroes_only_a_missing_negative_prompt() {
+    let m = load("sdxl-tiny");
+    let max_abs = |t: &candle_core::Tensor| -> f32 {
+        t.abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    // diffusers: negative_prompt=None with force_zeros_for_empty_prompt -> zero embeddings.
+    let none = m.encode("a cinema ticket", None).expect("encodes");
+    assert_eq!(max_abs(&none.uncond), 0.0);
+    assert_eq!(max_abs(&none.pooled.as_ref().unwrap().0), 0.0);
+    // An explicit "" is encoded like any prompt.
+    let empty = m.encode("a cinema ticket", Some("")).expect("encodes");
+    assert!(max_abs(&empty.uncond) > 0.0);
+    assert!(max_abs(&empty.pooled.as_ref().unwrap().0) > 0.0);
+    // SD 1.x always encodes "" for a missing negative.
+    let sd = load("sd15-tiny");
+    let a = sd.encode("x", None).unwrap();
+    let b = sd.encode("x", Some("")).unwrap();
+    assert_eq!(max_abs(&(a.uncond - b.uncond).unwrap()), 0.0);
+}
