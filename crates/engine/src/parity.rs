@@ -336,6 +336,16 @@ pub fn run(model: &DiffusionModel, reference: &Path, only: Option<&str>) -> Resu
                 ),
             })?;
         let steps = run.num_inference_steps;
+        if run.steps.len() != steps || run.timesteps.len() != steps {
+            return Err(EngineError::Reference {
+                path: r.path.clone(),
+                message: format!(
+                    "run {case}: num_inference_steps is {steps} but it records {} steps and {} timesteps",
+                    run.steps.len(),
+                    run.timesteps.len()
+                ),
+            });
+        }
 
         // 3. Schedule: timesteps, sigmas, initial noise scale.
         let sched = kind.build(&run.scheduler_config, steps)?;

@@ -213,3 +213,33 @@ fn bad_requests_name_the_field() {
         "{err}"
     );
 }
+
+#[test]
+fn malformed_reference_is_a_typed_error() {
+    let m = DiffusionModel::load(&common::fixture("sd15-tiny"), &LoadOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = common::fixture("sd15-tiny").join("reference");
+    let dst = tmp.path().join("reference.safetensors");
+    std::fs::copy(src.join("reference.safetensors"), &dst).unwrap();
+    // A run that claims fewer steps than it records must not index past its schedule.
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("reference.json")).unwrap())
+            .unwrap();
+    meta["runs"][0]["num_inference_steps"] = 2.into();
+    std::fs::write(tmp.path().join("reference.json"), meta.to_string()).unwrap();
+    match atelier_engine::parity::run(&m, &dst, Some("native_256x256_ddim")) {
+        Err(EngineError::Reference { message, .. }) => {
+            assert!(message.contains("num_inference_steps"), "{message}")
+        }
+        other => panic!(
+            "expected Reference error, got {:?}",
+            other.map(|r| r.rows.len())
+        ),
+    }
+    // A missing metadata file names itself.
+    std::fs::remove_file(tmp.path().join("reference.json")).unwrap();
+    assert!(matches!(
+        atelier_engine::parity::run(&m, &dst, None),
+        Err(EngineError::Reference { path, .. }) if path.ends_with("reference.json")
+    ));
+}
