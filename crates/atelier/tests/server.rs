@@ -268,6 +268,13 @@ fn starts_without_models_and_says_how_to_install_one() {
     assert_eq!(v["error"]["field"], "input.model");
     let (st, v) = get(&c, &format!("{}/readyz", s.base), None);
     assert_eq!((st, v["ready"].clone()), (200, json!(true)));
+    // Open mode (loopback, no keys): clients that always send a key still get in.
+    let (st, _) = get(
+        &c,
+        &format!("{}/v1/predictions", s.base),
+        Some("sk-anything"),
+    );
+    assert_eq!(st, 200);
 }
 
 #[test]
