@@ -169,9 +169,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     {
         let links = platform.links.clone();
         let ttl = state.link_ttl_s;
-        let store = store.clone();
+        // Webhook payloads are the same document as GET /v1/predictions/{id}.
         platform.set_renderer(Arc::new(move |job| {
-            let _ = &store;
             render::job_json(job, None, &base, &links, ttl)
         }));
     }
