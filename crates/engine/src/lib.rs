@@ -17,6 +17,6 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use error::{EngineError, Result};
-pub use model::{inspect, DiffusionModel, Family, LoadOptions, ModelInfo};
+pub use model::{inspect, CallCounts, DiffusionModel, Family, LoadOptions, ModelInfo};
 pub use pipeline::{CancelToken, GenerateOutput, GenerateRequest, NoiseSource, Progress};
 pub use schedulers::SchedulerKind;

@@ -291,6 +291,29 @@ pub struct DiffusionModel {
     pub vae_dtype: DType,
     pub device: Device,
     pub dtype: DType,
+    /// How often each network ran since loading (metrics, and tests that must prove a
+    /// request stopped before the expensive parts).
+    pub calls: CallCounts,
+}
+
+/// Forward-pass counters of a loaded model.
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    pub text_encoder: std::sync::atomic::AtomicU64,
+    pub unet: std::sync::atomic::AtomicU64,
+    pub vae: std::sync::atomic::AtomicU64,
+}
+
+impl CallCounts {
+    /// `(text_encoder, unet, vae)` forward passes so far.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.text_encoder.load(Relaxed),
+            self.unet.load(Relaxed),
+            self.vae.load(Relaxed),
+        )
+    }
 }
 
 impl std::fmt::Debug for DiffusionModel {
@@ -379,6 +402,7 @@ impl DiffusionModel {
             vae_dtype,
             device: dev.clone(),
             dtype: dt,
+            calls: CallCounts::default(),
         })
     }
 

@@ -311,6 +311,9 @@ impl DiffusionModel {
                 t1.truncated
             ));
         }
+        self.calls
+            .text_encoder
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let o1 = self.text_encoder.forward(&self.token_tensor(&t1.ids)?)?;
         match (&self.tokenizer_2, &self.text_encoder_2) {
             (Some(tok2), Some(te2)) => {
@@ -454,6 +457,9 @@ impl DiffusionModel {
                 text_embeds: text,
                 time_ids: ids,
             });
+            self.calls
+                .unet
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let out = self
                 .unet
                 .forward(&unet_in, &t_tensor, &context, added_cond)?
@@ -530,6 +536,9 @@ impl DiffusionModel {
         if let Some(shift) = vae.shift_factor {
             z = (z + shift)?;
         }
+        self.calls
+            .vae
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let px = self.vae.forward(&z.to_dtype(self.vae_dtype)?)?;
         Ok(px.to_dtype(DType::F32)?)
     }

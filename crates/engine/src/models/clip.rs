@@ -22,6 +22,48 @@ struct EncoderLayer {
     fc2: Linear,
 }
 
+impl EncoderLayer {
+    fn new(h: usize, inter: usize, eps: f64, l: VarBuilder) -> Result<Self> {
+        let a = l.pp("self_attn");
+        Ok(Self {
+            ln1: candle_nn::layer_norm(h, eps, l.pp("layer_norm1"))?,
+            q: candle_nn::linear(h, h, a.pp("q_proj"))?,
+            k: candle_nn::linear(h, h, a.pp("k_proj"))?,
+            v: candle_nn::linear(h, h, a.pp("v_proj"))?,
+            o: candle_nn::linear(h, h, a.pp("out_proj"))?,
+            ln2: candle_nn::layer_norm(h, eps, l.pp("layer_norm2"))?,
+            fc1: candle_nn::linear(h, inter, l.pp("mlp.fc1"))?,
+            fc2: candle_nn::linear(inter, h, l.pp("mlp.fc2"))?,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        heads: usize,
+        act: Activation,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let h = self.ln1.forward(x)?;
+        let a = attention(
+            &self.q.forward(&h)?,
+            &self.k.forward(&h)?,
+            &self.v.forward(&h)?,
+            heads,
+            mask,
+        )?;
+        let x = (x + self.o.forward(&a)?)?;
+        let h = self.ln2.forward(&x)?;
+        let m = self.fc1.forward(&h)?;
+        let m = match act {
+            Activation::QuickGelu => (&m * candle_nn::ops::sigmoid(&(&m * 1.702)?)?)?,
+            Activation::GeluErf => m.gelu_erf()?,
+            Activation::GeluTanh => m.gelu()?,
+        };
+        &x + self.fc2.forward(&m)?
+    }
+}
+
 /// Everything a diffusion pipeline may take from a text encoder.
 #[derive(Debug, Clone)]
 pub struct ClipOutput {
@@ -59,18 +101,12 @@ impl ClipTextModel {
         let emb = tm.pp("embeddings");
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
-                let l = tm.pp(format!("encoder.layers.{i}"));
-                let a = l.pp("self_attn");
-                Ok(EncoderLayer {
-                    ln1: candle_nn::layer_norm(h, cfg.layer_norm_eps, l.pp("layer_norm1"))?,
-                    q: candle_nn::linear(h, h, a.pp("q_proj"))?,
-                    k: candle_nn::linear(h, h, a.pp("k_proj"))?,
-                    v: candle_nn::linear(h, h, a.pp("v_proj"))?,
-                    o: candle_nn::linear(h, h, a.pp("out_proj"))?,
-                    ln2: candle_nn::layer_norm(h, cfg.layer_norm_eps, l.pp("layer_norm2"))?,
-                    fc1: candle_nn::linear(h, cfg.intermediate_size, l.pp("mlp.fc1"))?,
-                    fc2: candle_nn::linear(cfg.intermediate_size, h, l.pp("mlp.fc2"))?,
-                })
+                EncoderLayer::new(
+                    h,
+                    cfg.intermediate_size,
+                    cfg.layer_norm_eps,
+                    tm.pp(format!("encoder.layers.{i}")),
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -88,14 +124,6 @@ impl ClipTextModel {
             act,
             eos_token_id: cfg.eos_token_id,
         })
-    }
-
-    fn activation(&self, x: &Tensor) -> Result<Tensor> {
-        match self.act {
-            Activation::QuickGelu => x * candle_nn::ops::sigmoid(&(x * 1.702)?)?,
-            Activation::GeluErf => x.gelu_erf(),
-            Activation::GeluTanh => x.gelu(),
-        }
     }
 
     fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
@@ -116,17 +144,7 @@ impl ClipTextModel {
             if i + 1 == self.layers.len() {
                 penultimate = x.clone();
             }
-            let h = l.ln1.forward(&x)?;
-            let a = attention(
-                &l.q.forward(&h)?,
-                &l.k.forward(&h)?,
-                &l.v.forward(&h)?,
-                self.heads,
-                Some(&mask),
-            )?;
-            x = (x + l.o.forward(&a)?)?;
-            let h = l.ln2.forward(&x)?;
-            x = (&x + l.fc2.forward(&self.activation(&l.fc1.forward(&h)?)?)?)?;
+            x = l.forward(&x, self.heads, self.act, Some(&mask))?;
         }
         let last = self.final_ln.forward(&x)?;
         // transformers: legacy configs (eos_token_id == 2) pool at the highest id, which is
@@ -170,5 +188,128 @@ impl ClipTextModel {
 
     fn final_ln_dim(&self) -> usize {
         self.position_embedding.dim(D::Minus1).unwrap_or(0)
+    }
+}
+
+/// transformers' `CLIPVisionConfig` (the fields the vision tower needs; defaults as there).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct ClipVisionConfig {
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d_inter")]
+    pub intermediate_size: usize,
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "d_image")]
+    pub image_size: usize,
+    #[serde(default = "d_patch")]
+    pub patch_size: usize,
+    #[serde(default = "d_channels")]
+    pub num_channels: usize,
+    #[serde(default = "d_act")]
+    pub hidden_act: String,
+    #[serde(default = "d_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn d_hidden() -> usize {
+    768
+}
+fn d_inter() -> usize {
+    3072
+}
+fn d_layers() -> usize {
+    12
+}
+fn d_heads() -> usize {
+    12
+}
+fn d_image() -> usize {
+    224
+}
+fn d_patch() -> usize {
+    32
+}
+fn d_channels() -> usize {
+    3
+}
+fn d_act() -> String {
+    "quick_gelu".into()
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+
+/// transformers' `CLIPVisionModel`: patch embedding, class token, pre-norm, encoder, and the
+/// post-normed class token as the pooled output (what the SD safety checker projects).
+#[derive(Debug, Clone)]
+pub struct ClipVisionModel {
+    patch: Tensor,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+    pre_ln: LayerNorm,
+    layers: Vec<EncoderLayer>,
+    post_ln: LayerNorm,
+    heads: usize,
+    patch_size: usize,
+    act: Activation,
+}
+
+impl ClipVisionModel {
+    /// `vb` is rooted at the `vision_model` prefix (names `embeddings.*`, `encoder.*`…).
+    pub fn new(cfg: &ClipVisionConfig, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let act = Activation::parse(&cfg.hidden_act).ok_or_else(|| {
+            candle_core::Error::Msg(format!("unsupported hidden_act {}", cfg.hidden_act))
+        })?;
+        if cfg.patch_size == 0 || !cfg.image_size.is_multiple_of(cfg.patch_size) {
+            return Err(candle_core::Error::Msg(format!(
+                "image_size {} is not a multiple of patch_size {}",
+                cfg.image_size, cfg.patch_size
+            )));
+        }
+        let grid = cfg.image_size / cfg.patch_size;
+        let emb = vb.pp("embeddings");
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                EncoderLayer::new(
+                    h,
+                    cfg.intermediate_size,
+                    cfg.layer_norm_eps,
+                    vb.pp(format!("encoder.layers.{i}")),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            patch: emb.get(
+                (h, cfg.num_channels, cfg.patch_size, cfg.patch_size),
+                "patch_embedding.weight",
+            )?,
+            class_embedding: emb.get(h, "class_embedding")?,
+            position_embedding: emb.get((grid * grid + 1, h), "position_embedding.weight")?,
+            pre_ln: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
+            layers,
+            post_ln: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+            heads: cfg.num_attention_heads,
+            patch_size: cfg.patch_size,
+            act,
+        })
+    }
+
+    /// Pooled output `[B, hidden]` for normalised pixels `[B, C, S, S]`.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let b = pixels.dim(0)?;
+        let x = pixels.conv2d(&self.patch, 0, self.patch_size, 1, 1)?;
+        let h = x.dim(1)?;
+        let x = x.flatten_from(2)?.transpose(1, 2)?;
+        let cls = self.class_embedding.reshape((1, 1, h))?.repeat((b, 1, 1))?;
+        let x = Tensor::cat(&[cls, x], 1)?.broadcast_add(&self.position_embedding)?;
+        let mut x = self.pre_ln.forward(&x)?;
+        for l in &self.layers {
+            x = l.forward(&x, self.heads, self.act, None)?;
+        }
+        self.post_ln.forward(&x.i((.., 0))?)
     }
 }
