@@ -34,6 +34,14 @@ pub enum PlatformError {
     /// The engine failed while running a job.
     #[error(transparent)]
     Engine(#[from] atelier_engine::EngineError),
+    /// Screening blocked the job's content; `details` carries the category, matched term
+    /// and span (or the image verdicts).
+    #[error("content blocked ({category}): {message}")]
+    ContentBlocked {
+        category: String,
+        message: String,
+        details: serde_json::Value,
+    },
 }
 
 impl PlatformError {

@@ -125,6 +125,22 @@ impl JobContext {
         self.platform.store.put_file(&rec).await?;
         Ok(format!("{FILE_REF}{}", rec.id))
     }
+
+    /// Records a safety decision about this job in the tenant's audit log.
+    pub async fn audit(&self, action: &str, category: Option<&str>, detail: Value) -> Result<()> {
+        let e = crate::store::AuditEntry {
+            id: 0,
+            tenant_id: self.job.tenant_id.clone(),
+            job_id: Some(self.job.id.clone()),
+            action: action.into(),
+            category: category.map(str::to_owned),
+            detail,
+            created_at: 0,
+        };
+        self.platform.store.audit(&e, now_ms()).await?;
+        tracing::info!(job = %self.job.id, action, category, "safety audit");
+        Ok(())
+    }
 }
 
 /// Turns a job into the JSON clients see (URLs, our additions); supplied by the server so

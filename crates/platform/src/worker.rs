@@ -70,6 +70,7 @@ async fn run_job(
                 &Outcome::Failed {
                     code: "unknown_model".into(),
                     message: format!("no app {}", job.app),
+                    details: None,
                 },
                 now_ms(),
             )
@@ -160,14 +161,26 @@ async fn run_job(
         Err(PlatformError::InvalidInput { field, message }) => Outcome::Failed {
             code: "invalid_input".into(),
             message: format!("{field}: {message}"),
+            details: Some(serde_json::json!({"field": field})),
+        },
+        Err(PlatformError::ContentBlocked {
+            category,
+            message,
+            details,
+        }) => Outcome::Failed {
+            code: "content_blocked".into(),
+            message: format!("content blocked ({category}): {message}"),
+            details: Some(serde_json::json!({"category": category, "details": details})),
         },
         Err(PlatformError::Engine(e)) => Outcome::Failed {
             code: "engine_error".into(),
             message: e.to_string(),
+            details: None,
         },
         Err(e) => Outcome::Failed {
             code: "internal".into(),
             message: e.to_string(),
+            details: None,
         },
     };
     let status = match &outcome {

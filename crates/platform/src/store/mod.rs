@@ -142,10 +142,20 @@ pub struct ListQuery {
 /// How a job ended, as written by its worker.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Succeeded { output: Value, metrics: Value },
-    Failed { code: String, message: String },
+    Succeeded {
+        output: Value,
+        metrics: Value,
+    },
+    /// `details` is merged into the stored error object (e.g. a block's category and span).
+    Failed {
+        code: String,
+        message: String,
+        details: Option<Value>,
+    },
     Canceled,
-    Aborted { message: String },
+    Aborted {
+        message: String,
+    },
 }
 
 /// A stored artifact's metadata.
@@ -158,6 +168,21 @@ pub struct FileRecord {
     pub size: i64,
     pub sha256: String,
     pub storage_key: String,
+    pub created_at: i64,
+}
+
+/// One line of the safety audit log: every block, blur, flag and policy override.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub tenant_id: String,
+    pub job_id: Option<String>,
+    /// `blocked_prompt`, `flagged_prompt`, `blocked_image`, `blurred_image`,
+    /// `flagged_image`, `override`.
+    pub action: String,
+    pub category: Option<String>,
+    /// Matched terms, spans, scores, the policy layer.
+    pub detail: Value,
     pub created_at: i64,
 }
 
@@ -253,6 +278,15 @@ pub trait JobStore: Send + Sync + 'static {
     async fn key(&self, key_id: &str) -> Result<Option<(String, String)>>;
     /// Number of active keys (0 means the server may run open on loopback).
     async fn key_count(&self) -> Result<i64>;
+    /// Appends to the safety audit log (the `id` and `created_at` given are ignored).
+    async fn audit(&self, entry: &AuditEntry, now: i64) -> Result<AuditEntry>;
+    /// A tenant's audit entries, newest first, `limit` at most, before `before_id` if given.
+    async fn list_audit(
+        &self,
+        tenant_id: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>>;
 }
 
 /// Answer to a heartbeat.

@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    Event, FileRecord, Heartbeat, Job, JobPage, JobStatus, JobStore, ListQuery, NewJob, Outcome,
-    Recovered, Tenant,
+    AuditEntry, Event, FileRecord, Heartbeat, Job, JobPage, JobStatus, JobStore, ListQuery, NewJob,
+    Outcome, Recovered, Tenant,
 };
 use crate::error::{PlatformError, Result};
 
@@ -318,12 +318,19 @@ impl JobStore for SqliteStore {
                 None,
                 Some(metrics.clone()),
             ),
-            Outcome::Failed { code, message } => (
-                "failed",
-                None,
-                Some(json!({"code": code, "message": message})),
-                None,
-            ),
+            Outcome::Failed {
+                code,
+                message,
+                details,
+            } => {
+                let mut e = json!({"code": code, "message": message});
+                if let (Some(Value::Object(d)), Some(o)) = (details, e.as_object_mut()) {
+                    for (k, v) in d {
+                        o.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                ("failed", None, Some(e), None)
+            }
             Outcome::Canceled => ("canceled", None, None, None),
             Outcome::Aborted { message } => (
                 "aborted",
@@ -664,5 +671,57 @@ impl JobStore for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn audit(&self, e: &AuditEntry, now: i64) -> Result<AuditEntry> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_log (tenant_id, job_id, action, category, detail, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&e.tenant_id)
+        .bind(&e.job_id)
+        .bind(&e.action)
+        .bind(&e.category)
+        .bind(e.detail.to_string())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(AuditEntry {
+            id,
+            created_at: now,
+            ..e.clone()
+        })
+    }
+
+    async fn list_audit(
+        &self,
+        tenant_id: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, job_id, action, category, detail, created_at FROM audit_log \
+             WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(tenant_id)
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    job_id: r.try_get("job_id")?,
+                    action: r.try_get("action")?,
+                    category: r.try_get("category")?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|e| PlatformError::Corrupt(format!("audit detail: {e}")))?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
     }
 }
