@@ -36,6 +36,33 @@ enum Command {
     /// List or download models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Screen prompts (one per line, stdin or --file); prints one JSON decision per line.
+    Screen(ScreenArgs),
+    /// Print an image's provenance: metadata, source type, watermark payload.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScreenArgs {
+    /// Read prompts from this file instead of stdin.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// A campaign policy (TOML: allow, deny, disable; see the README).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Include every match and override, not just the decision.
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Image files (PNG, JPEG, WebP).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -92,6 +119,21 @@ struct GenerateArgs {
     /// Output PNG; with --batch N > 1 images are written as NAME-0.png, NAME-1.png, ...
     #[arg(long, default_value = "out.png")]
     out: PathBuf,
+    /// Draw the visible "AI 생성" label (bottom right).
+    #[arg(long)]
+    label: bool,
+    /// Label text (implies --label).
+    #[arg(long)]
+    label_text: Option<String>,
+    /// Skip the invisible watermark.
+    #[arg(long)]
+    no_watermark: bool,
+    /// Deployment id carried by the watermark.
+    #[arg(long, default_value_t = 1, env = "ATELIER_SERVICE_ID")]
+    service_id: u16,
+    /// A policy whose allow/deny lists apply to the prompt.
+    #[arg(long)]
+    policy: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -143,6 +185,19 @@ struct ServeArgs {
     /// Base URL clients reach this server at (default: from the Host header).
     #[arg(long, env = "ATELIER_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Safety policies (TOML with [default], [tenants.ID], [campaigns.ID]).
+    #[arg(long, env = "ATELIER_POLICY")]
+    policy: Option<PathBuf>,
+    /// Safety checker folder (diffusers `safety_checker` format); default: the first
+    /// installed model that ships one.
+    #[arg(long, env = "ATELIER_SAFETY_CHECKER")]
+    safety_checker: Option<PathBuf>,
+    /// Deployment id carried by invisible watermarks (0-65535).
+    #[arg(long, default_value_t = 1, env = "ATELIER_SERVICE_ID")]
+    service_id: u16,
+    /// Do not embed invisible watermarks.
+    #[arg(long)]
+    no_watermark: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -207,6 +262,8 @@ fn main() {
             dir,
             all_files,
         }) => models_pull(&repo_id, &revision, &dir, all_files),
+        Command::Screen(a) => screen(a),
+        Command::Inspect(a) => inspect(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -239,6 +296,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
             ..Default::default()
         },
         max_loaded_models: a.max_loaded_models,
+        policy: a.policy,
+        safety_checker: a.safety_checker,
+        service_id: a.service_id,
+        watermark: !a.no_watermark,
     };
     runtime()?.block_on(atelier_server::serve(cfg))?;
     Ok(0)
@@ -289,7 +350,157 @@ fn output_paths(out: &Path, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The built-in lists, with a policy file's lists on top.
+fn screener(policy: Option<&Path>) -> anyhow::Result<atelier_safety::Screener> {
+    let mut s = atelier_safety::Screener::builtin()?;
+    if let Some(p) = policy {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let pol = atelier_safety::Policy::from_toml(&p.display().to_string(), &text)?;
+        let mut eff = atelier_safety::policy::Effective {
+            action: atelier_safety::Action::Reject,
+            image_action: atelier_safety::Action::Reject,
+            label: false,
+            screener: s,
+        };
+        pol.apply(&mut eff);
+        s = eff.screener;
+    }
+    Ok(s)
+}
+
+fn screen(a: ScreenArgs) -> anyhow::Result<i32> {
+    use std::io::{BufRead, Write};
+    let s = screener(a.policy.as_deref())?;
+    let input: Box<dyn BufRead> = match &a.file {
+        Some(f) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?,
+        )),
+        None => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut blocked = 0;
+    for line in input.lines() {
+        let line = line.context("reading prompts (expected UTF-8 text, one prompt per line)")?;
+        let d = s.screen(&line);
+        if !d.allowed {
+            blocked += 1;
+        }
+        let mut v = serde_json::json!({
+            "allowed": d.allowed,
+            "category": d.category,
+            "term": d.term,
+            "span": d.span,
+        });
+        if a.verbose {
+            v["prompt"] = serde_json::json!(line);
+            v["matches"] = serde_json::json!(d.matches);
+            v["overridden"] = serde_json::json!(d.overridden);
+        }
+        writeln!(out, "{v}")?;
+    }
+    out.flush()?;
+    eprintln!("{blocked} blocked");
+    Ok(0)
+}
+
+fn inspect(a: InspectArgs) -> anyhow::Result<i32> {
+    let mut status = 0;
+    for f in &a.files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let r = match atelier_provenance::inspect(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: {e}", f.display());
+                status = 1;
+                continue;
+            }
+        };
+        if a.json {
+            let mut v = serde_json::to_value(&r)?;
+            v["file"] = serde_json::json!(f.display().to_string());
+            println!("{v}");
+            continue;
+        }
+        println!("{}", f.display());
+        println!("  format:        {} {}x{}", r.format, r.width, r.height);
+        println!(
+            "  source type:   {}",
+            r.digital_source_type
+                .as_deref()
+                .unwrap_or("(no XMP source type)")
+        );
+        match &r.provenance {
+            Some(p) => {
+                println!("  generator:     {}", p.generator);
+                println!(
+                    "  created:       {}",
+                    p.created.as_deref().unwrap_or("(not recorded)")
+                );
+                println!(
+                    "  job id:        {}",
+                    p.job_id.as_deref().unwrap_or("(none: made by the CLI)")
+                );
+                println!("  model:         {}", p.model);
+                println!(
+                    "  weights hash:  {}",
+                    p.weights_sha256.as_deref().unwrap_or("(not recorded)")
+                );
+                println!("  seed:          {}", p.seed);
+                println!(
+                    "  label:         {}",
+                    p.label.as_deref().unwrap_or("(none)")
+                );
+                if let Some(s) = &p.screening {
+                    println!("  screening:     {s}");
+                }
+                println!("  parameters:    {}", p.parameters);
+                if let Some(w) = &p.watermark {
+                    println!("  watermark (recorded): {w}");
+                }
+            }
+            None => println!("  metadata:      (no atelier record: stripped or not ours)"),
+        }
+        for (k, v) in &r.text {
+            if k == "parameters" {
+                println!("  parameters text: {}", v.replace('\n', " | "));
+            }
+        }
+        println!("  c2pa manifest: (none: this build does not write C2PA; see README)");
+        match &r.watermark {
+            Some(w) => println!(
+                "  watermark:     detected, payload {} (service {}, job hash {:08x}), confidence {:.2}, tile period {:.1} px",
+                w.payload.hex(),
+                w.payload.service,
+                w.payload.job_hash,
+                w.confidence,
+                w.period
+            ),
+            None => println!("  watermark:     not detected"),
+        }
+    }
+    Ok(status)
+}
+
 fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
+    let decision = screener(a.policy.as_deref())?.screen(&a.prompt);
+    if !decision.allowed {
+        eprintln!(
+            "error: content blocked ({}): the prompt matched {:?} at characters {:?}",
+            decision.category.unwrap_or_default(),
+            decision.term.unwrap_or_default(),
+            decision.span.unwrap_or_default()
+        );
+        return Ok(3);
+    }
+    let label = (a.label || a.label_text.is_some()).then(|| atelier_provenance::LabelSpec {
+        text: a.label_text.clone().unwrap_or_else(|| "AI 생성".into()),
+        ..Default::default()
+    });
+    if let Some(l) = &label {
+        l.validate()?;
+    }
     let dir = resolve_model_dir(&a.model, &a.models);
     let opts = a.device.load_options()?;
     let scheduler = a
@@ -348,8 +559,43 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
         eprintln!("warning: {w}");
     }
     let paths = output_paths(&a.out, out.images.len());
+    let weights = atelier_provenance::weights_digest(&dir).ok();
+    let params = serde_json::to_value(&out.request)?;
     for (i, p) in paths.iter().enumerate() {
-        std::fs::write(p, out.png(i)?).with_context(|| format!("writing {}", p.display()))?;
+        let seed = out.seeds[i];
+        let mut img = out.images[i].clone();
+        if let Some(l) = &label {
+            l.draw(&mut img.data, img.width, img.height)?;
+        }
+        // No job id and no timestamp: the same command writes the same bytes.
+        let payload = atelier_provenance::Payload::for_job(a.service_id, &format!("cli:{seed}"));
+        let marked = !a.no_watermark
+            && atelier_provenance::watermark::embed(
+                &mut img.data,
+                img.width,
+                img.height,
+                payload,
+                atelier_provenance::watermark::DEFAULT_STRENGTH,
+            );
+        let mut prov = atelier_provenance::Provenance::new(&out.request.model, seed, {
+            let mut v = params.clone();
+            v["seed"] = seed.into();
+            v
+        });
+        prov.created = None;
+        prov.weights_sha256 = weights.clone();
+        prov.watermark = marked.then(|| payload.hex());
+        prov.label = label.as_ref().map(|l| l.text.clone());
+        prov.screening =
+            Some(serde_json::json!({"prompt": "passed", "image_screening": "unavailable"}));
+        let png = atelier_provenance::metadata::encode_png(
+            img.width,
+            img.height,
+            &img.data,
+            &out.request.parameters_text(seed),
+            &prov,
+        )?;
+        std::fs::write(p, png).with_context(|| format!("writing {}", p.display()))?;
     }
     let r = &out.request;
     println!(

@@ -144,3 +144,57 @@ fn models_list_describes_fixture_folders() {
     let o = atelier(&["models", "list", "--dir", empty.path().to_str().unwrap()]);
     assert!(text(&o).contains("no models in"), "{}", text(&o));
 }
+
+/// `atelier screen`: one JSON decision per input line, with a campaign policy layered on top.
+#[test]
+fn screen_prints_one_decision_per_line_and_applies_a_policy() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("campaign.toml");
+    std::fs::write(
+        &policy,
+        "allow = [\"cocaine\"]\ndeny = [{ category = \"brand\", terms = [\"rivalcola\"] }]\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atelier"))
+            .arg("screen")
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                "a n.u.d.e woman\n데이터 분석\nㅅㅂ 진짜\ncocaine on a mirror\nRivalCola can\n"
+                    .as_bytes(),
+            )
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let d = run(&[]);
+    assert_eq!(d.len(), 5);
+    assert_eq!(d[0]["allowed"], false);
+    assert_eq!(d[0]["category"], "sexual");
+    assert_eq!(d[0]["term"], "nude");
+    assert_eq!(d[0]["span"], serde_json::json!([2, 9]));
+    assert_eq!(d[1]["allowed"], true);
+    assert_eq!(d[2]["category"], "profanity");
+    assert_eq!(d[3]["category"], "drugs");
+    assert_eq!(d[4]["allowed"], true);
+    let d = run(&["--policy", policy.to_str().unwrap()]);
+    assert_eq!(d[3]["allowed"], true, "the campaign allows it");
+    assert_eq!(d[4]["category"], "brand");
+    let bad = atelier(&["screen", "--policy", "/nonexistent.toml"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("nonexistent.toml"));
+}

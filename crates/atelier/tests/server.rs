@@ -875,3 +875,83 @@ fn official_python_clients_work_unchanged() {
     assert!(status.success(), "python clients failed:\n{out}\n{err}");
     assert!(out.contains("5 passed, 0 failed"), "{out}");
 }
+
+/// A blocked prompt fails its job with `content_blocked` (the OpenAI endpoint answers 400
+/// `content_policy_violation`), the audit log records it, and `atelier inspect` on a served
+/// PNG shows its parameters, model hash, seed, job id, source type and watermark payload.
+#[test]
+fn blocked_prompts_fail_and_served_images_carry_provenance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &[fixture()],
+        &["--service-id", "42"],
+    );
+    let c = client();
+    let body =
+        json!({"input": {"prompt": "a 12 year old, n@ked", "width": 64, "height": 64, "steps": 1}});
+    let j: Value = c
+        .post(predict_url(&s.base))
+        .header("Prefer", "wait=60")
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(j["status"], "failed", "{j}");
+    assert_eq!(j["error_code"], "content_blocked", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("minors"), "{j}");
+    let (st, v, _) = post(
+        &c,
+        &format!("{}/v1/images/generations", s.base),
+        None,
+        &json!({"prompt": "ㅅㅔㄱㅅ", "size": "64x64"}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["code"], "content_policy_violation", "{v}");
+    let (st, audit) = get(&c, &format!("{}/v1/audit", s.base), None);
+    assert_eq!(st, 200);
+    assert_eq!(audit["data"].as_array().unwrap().len(), 2, "{audit}");
+    assert_eq!(audit["data"][1]["category"], "minors", "{audit}");
+
+    let body = json!({"input": {"prompt": "영화 티켓, a photo ticket", "width": 256, "height": 256, "steps": 1, "seed": 5, "label": true}});
+    let j: Value = c
+        .post(predict_url(&s.base))
+        .header("Prefer", "wait=60")
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(j["status"], "succeeded", "{j}");
+    assert_eq!(j["output"]["image_screening"], "unavailable");
+    let id = j["id"].as_str().unwrap().to_owned();
+    let url = j["output"]["images"][0].as_str().unwrap();
+    let png = c.get(url).send().unwrap().bytes().unwrap();
+    let file = tmp.path().join("served.png");
+    std::fs::write(&file, &png).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atelier"))
+        .args(["inspect", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    assert!(out.status.success());
+    let payload = j["output"]["watermarks"][0].as_str().unwrap().to_owned();
+    assert!(payload.starts_with("002a-"), "{payload}");
+    for needle in [
+        "trainedAlgorithmicMedia",
+        &format!("job id:        {id}"),
+        "weights hash:  sha256:",
+        "seed:          5",
+        "label:         AI 생성",
+        "parameters text: 영화 티켓, a photo ticket | Steps: 1",
+        &format!("watermark:     detected, payload {payload}"),
+    ] {
+        assert!(
+            text.contains(needle),
+            "inspect output lacks {needle:?}:\n{text}"
+        );
+    }
+    s.assert_no_internal_errors();
+}

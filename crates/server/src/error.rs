@@ -87,6 +87,14 @@ impl From<PlatformError> for ApiError {
                     format!("the queue is full ({depth} jobs waiting); retry later"),
                 )
             },
+            PlatformError::ContentBlocked {
+                category, message, ..
+            } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "content_blocked",
+                format!("content blocked ({category}): {message}"),
+            )
+            .field("input.prompt"),
             PlatformError::Webhook { url, message } => {
                 Self::invalid("webhook", format!("{url}: {message}"))
             }

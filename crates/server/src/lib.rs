@@ -16,7 +16,8 @@ use atelier_platform::artifacts::LocalArtifacts;
 use atelier_platform::links::LinkSigner;
 use atelier_platform::store::sqlite::SqliteStore;
 use atelier_platform::{App, JobStore, Limits, Platform, PlatformConfig};
-use atelier_workflows::{ModelRegistry, TextToImage};
+use atelier_safety::PolicySet;
+use atelier_workflows::{Guard, ModelRegistry, TextToImage};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/images/generations", post(openai::generations))
         .route("/v1/files/{id}", get(files::get))
         .route("/v1/webhooks/default/secret", get(ops::webhook_secret))
+        .route("/v1/audit", get(ops::audit))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -77,6 +79,15 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     pub limits: Limits,
     pub max_loaded_models: usize,
+    /// Safety policy file (TOML: `[default]`, `[tenants.<id>]`, `[campaigns.<id>]`).
+    pub policy: Option<PathBuf>,
+    /// Safety checker folder; when unset, the first installed model that ships a
+    /// `safety_checker/` is used; when none does, images are reported as not screened.
+    pub safety_checker: Option<PathBuf>,
+    /// This deployment's id inside invisible watermarks.
+    pub service_id: u16,
+    /// Embed invisible watermarks (on unless turned off).
+    pub watermark: bool,
 }
 
 /// Errors that stop the server from starting.
@@ -92,6 +103,44 @@ pub enum ServeError {
     },
     #[error("invalid --listen {0:?}: expected ADDR:PORT")]
     Listen(String),
+    #[error(transparent)]
+    Safety(#[from] atelier_safety::SafetyError),
+}
+
+/// Builds the safety/provenance guard from the serve settings.
+pub fn guard(cfg: &ServeConfig, models: &ModelRegistry) -> Result<Guard, ServeError> {
+    let policies = match &cfg.policy {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ServeError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            PolicySet::from_toml(&p.display().to_string(), &text)?
+        }
+        None => PolicySet::default(),
+    };
+    let dir = cfg.safety_checker.clone().or_else(|| {
+        models
+            .list()
+            .into_iter()
+            .map(|m| m.path)
+            .find(|p| atelier_safety::SafetyChecker::find(&p.join("safety_checker")).is_some())
+    });
+    let checker = match dir {
+        Some(d) => Some(atelier_workflows::guard::load_checker(
+            &d,
+            &cfg.load.device,
+        )?),
+        None => {
+            tracing::warn!(
+                "no safety checker installed: images are not screened (results say image_screening: unavailable)"
+            );
+            None
+        }
+    };
+    let mut g = Guard::new(policies, checker, cfg.service_id)?;
+    g.watermark = cfg.watermark;
+    Ok(g)
 }
 
 /// Opens the data directory: the SQLite store and the artifact folder and link secret.
@@ -139,7 +188,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         cfg.load.clone(),
         cfg.max_loaded_models,
     ));
-    let apps: Vec<Arc<dyn App>> = vec![Arc::new(TextToImage::new(models.clone()))];
+    let guard = Arc::new(guard(&cfg, &models)?);
+    let apps: Vec<Arc<dyn App>> = vec![Arc::new(TextToImage::new(models.clone(), guard))];
     let platform = Platform::new(
         store.clone() as Arc<dyn JobStore>,
         artifacts,

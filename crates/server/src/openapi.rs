@@ -26,6 +26,7 @@ use crate::state::AppState;
         crate::routes::ops::metrics,
         crate::routes::ops::models,
         crate::routes::ops::webhook_secret,
+        crate::routes::ops::audit,
     ),
     components(schemas(
         crate::routes::predictions::PredictionRequest,

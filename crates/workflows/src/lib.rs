@@ -2,8 +2,10 @@
 //! then runs on the engine inside a blocking thread with progress, previews and cancel wired
 //! to the platform.
 
+pub mod guard;
 pub mod registry;
 pub mod text_to_image;
 
+pub use guard::Guard;
 pub use registry::ModelRegistry;
 pub use text_to_image::TextToImage;

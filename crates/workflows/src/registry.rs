@@ -13,6 +13,7 @@ pub struct ModelRegistry {
     options: LoadOptions,
     max_loaded: usize,
     loaded: Mutex<Vec<(String, Arc<DiffusionModel>)>>,
+    digests: Mutex<std::collections::HashMap<PathBuf, String>>,
 }
 
 impl std::fmt::Debug for ModelRegistry {
@@ -31,6 +32,31 @@ impl ModelRegistry {
             options,
             max_loaded: max_loaded.max(1),
             loaded: Mutex::new(Vec::new()),
+            digests: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// `sha256:…` of a model folder's weights for provenance, computed once per folder (on a
+    /// blocking thread: it reads every byte). `None`, with a warning, if a file is unreadable.
+    pub async fn weights_digest(&self, path: &std::path::Path) -> Option<String> {
+        if let Some(d) = self.digests.lock().ok().and_then(|m| m.get(path).cloned()) {
+            return Some(d);
+        }
+        let p = path.to_path_buf();
+        let d = tokio::task::spawn_blocking(move || atelier_provenance::weights_digest(&p))
+            .await
+            .ok()?;
+        match d {
+            Ok(d) => {
+                if let Ok(mut m) = self.digests.lock() {
+                    m.insert(path.to_path_buf(), d.clone());
+                }
+                Some(d)
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "weights digest failed: {e}");
+                None
+            }
         }
     }
 

@@ -9,6 +9,10 @@ use atelier_engine::SchedulerKind;
 use atelier_platform::{App, JobContext, PlatformError};
 use serde_json::{json, Map, Value};
 
+use atelier_provenance::{LabelSpec, Provenance};
+use atelier_safety::ImageScreening;
+
+use crate::guard::{provenance, Guard};
 use crate::registry::ModelRegistry;
 
 /// Longest prompt accepted, in characters.
@@ -22,7 +26,7 @@ pub const MIN_SIDE: u64 = 64;
 /// Most denoising steps.
 pub const MAX_STEPS: u64 = 150;
 
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 13] = [
     "prompt",
     "negative_prompt",
     "model",
@@ -34,17 +38,40 @@ const FIELDS: [&str; 11] = [
     "seed",
     "num_outputs",
     "output_format",
+    "campaign",
+    "label",
 ];
 
 /// The text-to-image app.
 pub struct TextToImage {
     models: Arc<ModelRegistry>,
+    guard: Arc<Guard>,
 }
 
 impl TextToImage {
-    /// Runs on the models of `models`.
-    pub fn new(models: Arc<ModelRegistry>) -> Self {
-        Self { models }
+    /// Runs on the models of `models`, screening and marking through `guard`.
+    pub fn new(models: Arc<ModelRegistry>, guard: Arc<Guard>) -> Self {
+        Self { models, guard }
+    }
+}
+
+/// The label a request asks for: `true` (default label), `false`, or a label object.
+fn label_of(v: Option<&Value>) -> Result<Option<LabelSpec>, PlatformError> {
+    match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
+        Some(Value::Bool(true)) => Ok(Some(LabelSpec::default())),
+        Some(o @ Value::Object(_)) => {
+            let spec: LabelSpec =
+                serde_json::from_value(o.clone()).map_err(|e| bad("label", e.to_string()))?;
+            spec.validate().map_err(|e| match e {
+                atelier_provenance::ProvenanceError::Label { field, message } => {
+                    PlatformError::invalid(format!("input.label.{field}"), message)
+                }
+                other => bad("label", other.to_string()),
+            })?;
+            Ok(Some(spec))
+        }
+        Some(_) => Err(bad("label", "must be true, false or a label object")),
     }
 }
 
@@ -185,6 +212,15 @@ impl App for TextToImage {
                 .map_err(|e: atelier_engine::EngineError| bad("scheduler", e.to_string()))?;
             out.insert("scheduler".into(), json!(k.name()));
         }
+        if let Some(c) = get_str(o, "campaign")? {
+            if !self.guard.has_campaign(c) {
+                return Err(bad(
+                    "campaign",
+                    format!("no policy is configured for campaign {c:?}"),
+                ));
+            }
+        }
+        label_of(o.get("label"))?;
         if let Some(fmt) = get_str(o, "output_format")? {
             if format_of(fmt).is_none() {
                 return Err(bad("output_format", "must be png, jpg or webp"));
@@ -220,13 +256,37 @@ impl App for TextToImage {
                 "scheduler": {"type": "string", "enum": SchedulerKind::ALL.map(|k| k.name())},
                 "seed": {"type": "integer", "minimum": 0},
                 "num_outputs": {"type": "integer", "minimum": 1, "maximum": MAX_OUTPUTS},
-                "output_format": {"type": "string", "enum": ["png", "jpg", "webp"]}
+                "output_format": {"type": "string", "enum": ["png", "jpg", "webp"]},
+                "campaign": {"type": "string", "description": "campaign whose safety policy applies"},
+                "label": {
+                    "description": "draw a visible AI label: true for the default (\"AI 생성\", bottom right), or settings",
+                    "oneOf": [
+                        {"type": "boolean"},
+                        {"type": "object", "additionalProperties": false, "properties": {
+                            "text": {"type": "string", "maxLength": 40},
+                            "position": {"type": "string", "enum": ["top-left", "top-right", "bottom-left", "bottom-right"]},
+                            "size": {"type": "number", "minimum": 0.01, "maximum": 0.2},
+                            "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+                            "background": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+                            "opacity": {"type": "number", "minimum": 0, "maximum": 1}
+                        }}
+                    ]
+                }
             }
         })
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Value, PlatformError> {
         let o = ctx.job.input.as_object().cloned().unwrap_or_default();
+        // Screening comes first: a blocked prompt never reaches a model.
+        let prompt_text = o.get("prompt").and_then(Value::as_str).unwrap_or_default();
+        let campaign = o.get("campaign").and_then(Value::as_str);
+        let verdict = self
+            .guard
+            .screen_prompt(&ctx, campaign, prompt_text)
+            .await?;
+        let label =
+            label_of(o.get("label"))?.or_else(|| verdict.policy.label.then(LabelSpec::default));
         let name = o
             .get("model")
             .and_then(Value::as_str)
@@ -307,21 +367,80 @@ impl App for TextToImage {
         for w in &out.warnings {
             ctx.reporter.log(format!("warning: {w}")).await;
         }
-        let mut images = Vec::with_capacity(out.images.len());
-        for i in 0..out.images.len() {
-            let bytes = if ext == "png" {
-                out.png(i)?
-            } else {
-                encode(&out.images[i], ext)
-                    .map_err(|e| PlatformError::invalid("input.output_format", e))?
-            };
-            images.push(json!(ctx.put_file(ctype, ext, bytes).await?));
+        let screened = self
+            .guard
+            .screen_images(&ctx, &verdict, out.images.clone())
+            .await?;
+        if screened.screening == ImageScreening::Unavailable {
+            ctx.reporter
+                .log("image screening unavailable: no safety checker is installed")
+                .await;
         }
-        Ok(json!({"images": images, "seeds": out.seeds}))
+        let weights = self.models.weights_digest(&model.info().path).await;
+        let params = serde_json::to_value(&out.request)
+            .map_err(|e| PlatformError::Corrupt(format!("request: {e}")))?;
+        let mut images = Vec::with_capacity(screened.images.len());
+        let mut marks = Vec::with_capacity(screened.images.len());
+        for (i, mut img) in screened.images.into_iter().enumerate() {
+            let seed = out.seeds[i];
+            let mark = self.guard.mark(&mut img, label.as_ref(), &ctx.job.id)?;
+            let mut p = params.clone();
+            p["seed"] = json!(seed);
+            let prov = provenance(
+                &ctx.job.id,
+                &out.request.model,
+                weights.clone(),
+                seed,
+                p,
+                mark,
+                label.as_ref(),
+                json!({
+                    "prompt": if verdict.flagged.is_some() { "flagged" } else { "passed" },
+                    "prompt_category": verdict.flagged,
+                    "image_screening": screened.screening,
+                    "has_nsfw_concept": screened.nsfw[i],
+                    "blurred": screened.blurred[i],
+                }),
+            );
+            let bytes = encode(&img, ext, &out.request.parameters_text(seed), &prov)
+                .map_err(|e| PlatformError::invalid("input.output_format", e))?;
+            images.push(json!(ctx.put_file(ctype, ext, bytes).await?));
+            marks.push(json!(mark.map(|m| m.hex())));
+        }
+        Ok(json!({
+            "images": images,
+            "seeds": out.seeds,
+            "has_nsfw_concepts": screened.nsfw,
+            "flagged": screened.flagged,
+            "image_screening": screened.screening,
+            "watermarks": marks,
+        }))
     }
 }
 
-fn encode(img: &atelier_engine::image::RgbImage, ext: &str) -> Result<Vec<u8>, String> {
+/// Encodes with provenance: PNG text chunks + XMP, JPEG with XMP, WebP pixels only (the
+/// encoder has no metadata support; the watermark still identifies the job).
+fn encode(
+    img: &atelier_engine::image::RgbImage,
+    ext: &str,
+    parameters: &str,
+    prov: &Provenance,
+) -> Result<Vec<u8>, String> {
+    if ext == "png" {
+        return atelier_provenance::metadata::encode_png(
+            img.width, img.height, &img.data, parameters, prov,
+        )
+        .map_err(|e| e.to_string());
+    }
+    let bytes = encode_plain(img, ext)?;
+    if ext == "jpg" {
+        return atelier_provenance::metadata::jpeg_with_xmp(&bytes, &prov.xmp())
+            .map_err(|e| e.to_string());
+    }
+    Ok(bytes)
+}
+
+fn encode_plain(img: &atelier_engine::image::RgbImage, ext: &str) -> Result<Vec<u8>, String> {
     let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
         .ok_or_else(|| "image buffer has the wrong size".to_string())?;
     let mut out = Cursor::new(Vec::new());

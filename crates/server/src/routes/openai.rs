@@ -150,6 +150,20 @@ pub async fn generations(
                 .and_then(Value::as_str)
                 .unwrap_or("generation failed")
                 .to_owned();
+            let code = job
+                .error
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_str);
+            if code == Some("content_blocked") {
+                // OpenAI's code for the same situation, so clients handle it unchanged.
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "content_policy_violation",
+                    msg,
+                )
+                .field("prompt"));
+            }
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "generation_failed",

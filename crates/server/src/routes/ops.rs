@@ -136,3 +136,41 @@ pub async fn webhook_secret(
         .ok_or_else(|| crate::error::ApiError::not_found("tenant"))?;
     Ok(axum::Json(json!({"key": t.webhook_secret})))
 }
+
+/// Query of `GET /v1/audit`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Entries with an id below this (the previous page's `next_cursor`).
+    pub before: Option<i64>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// The caller's safety audit log: every blocked or flagged prompt and image and every policy
+/// override, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "safety", params(("before" = Option<i64>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = Object)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    q: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let axum::extract::Query(q) =
+        q.map_err(|e| crate::error::ApiError::invalid("query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(crate::error::ApiError::invalid(
+            "limit",
+            "must be between 1 and 1000",
+        ));
+    }
+    let entries = state
+        .platform
+        .store
+        .list_audit(&tenant, q.before, limit)
+        .await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(axum::Json(json!({"data": entries, "next_cursor": next})))
+}
