@@ -42,8 +42,13 @@ impl RgbImage {
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);
             for (k, v) in text {
-                enc.add_text_chunk((*k).to_owned(), v.clone())
-                    .map_err(|e| EngineError::Encode(e.to_string()))?;
+                // tEXt is Latin-1 only; anything else (a Korean prompt) goes to iTXt.
+                if v.chars().all(|c| (c as u32) < 256) {
+                    enc.add_text_chunk((*k).to_owned(), v.clone())
+                } else {
+                    enc.add_itxt_chunk((*k).to_owned(), v.clone())
+                }
+                .map_err(|e| EngineError::Encode(e.to_string()))?;
             }
             let mut w = enc
                 .write_header()

@@ -390,7 +390,17 @@ fn inflected(w: &[char], t: &[char], eq: &dyn Fn(&[char], &[char]) -> bool) -> b
     let tail = |n: usize| w[n..].iter().collect::<String>();
     if stem_ok(t.len()) {
         let rest = tail(t.len());
-        if SUFFIXES.contains(&rest.as_str()) {
+        let last: String = t[t.len().saturating_sub(2)..].iter().collect();
+        // English spelling: `-es` only after a sibilant (`sexes`, not `spic` → `spices`),
+        // `-d` only after `e` (`raped`).
+        let fits = match rest.as_str() {
+            "es" => ["s", "x", "z", "ch", "sh"]
+                .iter()
+                .any(|e| last.ends_with(e)),
+            "d" => last.ends_with('e'),
+            r => SUFFIXES.contains(&r),
+        };
+        if fits {
             return true;
         }
         // Doubled final consonant: stab → stabbing.

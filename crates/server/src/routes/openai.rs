@@ -62,6 +62,13 @@ pub struct ImagesRequest {
     /// Extension: ddim, euler, euler_a, dpmpp_2m_karras, dpmpp_2m, lcm.
     #[serde(default)]
     pub scheduler: Option<String>,
+    /// Extension: campaign whose safety policy applies.
+    #[serde(default)]
+    pub campaign: Option<String>,
+    /// Extension: visible AI label (`true` or label settings).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub label: Option<Value>,
 }
 
 /// Generate images (OpenAI Images API).
@@ -105,7 +112,7 @@ pub async fn generations(
                 )),
         });
     }
-    let extra: [(&str, Option<Value>); 7] = [
+    let extra: [(&str, Option<Value>); 9] = [
         ("model", req.model.map(Value::from)),
         ("num_outputs", req.n.map(Value::from)),
         ("seed", req.seed.map(Value::from)),
@@ -113,6 +120,8 @@ pub async fn generations(
         ("guidance_scale", req.guidance_scale.map(Value::from)),
         ("negative_prompt", req.negative_prompt.map(Value::from)),
         ("scheduler", req.scheduler.map(Value::from)),
+        ("campaign", req.campaign.map(Value::from)),
+        ("label", req.label),
     ];
     for (k, v) in extra {
         if let Some(v) = v {
