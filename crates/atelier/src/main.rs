@@ -134,6 +134,10 @@ struct GenerateArgs {
     /// A policy whose allow/deny lists apply to the prompt.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Sign a C2PA manifest with an ephemeral self-signed certificate (off by default so
+    /// the same command writes the same bytes).
+    #[arg(long)]
+    c2pa: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -198,6 +202,19 @@ struct ServeArgs {
     /// Do not embed invisible watermarks.
     #[arg(long)]
     no_watermark: bool,
+    /// C2PA signing certificate chain (PEM, end entity first); without it manifests are
+    /// signed with an ephemeral self-signed certificate and read as untrusted.
+    #[arg(long, requires = "c2pa_key", env = "ATELIER_C2PA_CERT")]
+    c2pa_cert: Option<PathBuf>,
+    /// Private key (PEM) for --c2pa-cert.
+    #[arg(long, requires = "c2pa_cert", env = "ATELIER_C2PA_KEY")]
+    c2pa_key: Option<PathBuf>,
+    /// Signing algorithm of the key: es256, es384, es512, ps256, ps384, ps512, ed25519.
+    #[arg(long, default_value = "es256")]
+    c2pa_alg: String,
+    /// Do not write C2PA manifests.
+    #[arg(long, conflicts_with = "c2pa_cert")]
+    no_c2pa: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -300,6 +317,15 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         safety_checker: a.safety_checker,
         service_id: a.service_id,
         watermark: !a.no_watermark,
+        c2pa: match (a.no_c2pa, a.c2pa_cert, a.c2pa_key) {
+            (true, _, _) => atelier_server::C2paConfig::Off,
+            (false, Some(cert), Some(key)) => atelier_server::C2paConfig::Pem {
+                cert,
+                key,
+                alg: a.c2pa_alg,
+            },
+            _ => atelier_server::C2paConfig::Ephemeral,
+        },
     };
     runtime()?.block_on(atelier_server::serve(cfg))?;
     Ok(0)
@@ -467,7 +493,24 @@ fn inspect(a: InspectArgs) -> anyhow::Result<i32> {
                 println!("  parameters text: {}", v.replace('\n', " | "));
             }
         }
-        println!("  c2pa manifest: (none: this build does not write C2PA; see README)");
+        match &r.c2pa {
+            Some(m) => println!(
+                "  c2pa manifest: {}; source type {}; signer {}; validation {} ({})",
+                m["title"].as_str().unwrap_or("(untitled)"),
+                m["source_types"][0].as_str().unwrap_or("(none)"),
+                m["issuer"].as_str().unwrap_or("(unknown)"),
+                m["state"].as_str().unwrap_or("?"),
+                m["status"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+            None => println!("  c2pa manifest: (none)"),
+        }
         match &r.watermark {
             Some(w) => println!(
                 "  watermark:     detected, payload {} (service {}, job hash {:08x}), confidence {:.2}, tile period {:.1} px",
@@ -560,6 +603,10 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
     }
     let paths = output_paths(&a.out, out.images.len());
     let weights = atelier_provenance::weights_digest(&dir).ok();
+    let c2pa_signer = a
+        .c2pa
+        .then(|| atelier_provenance::c2pa::Signer::ephemeral("atelier.local"))
+        .transpose()?;
     let params = serde_json::to_value(&out.request)?;
     for (i, p) in paths.iter().enumerate() {
         let seed = out.seeds[i];
@@ -588,13 +635,16 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
         prov.label = label.as_ref().map(|l| l.text.clone());
         prov.screening =
             Some(serde_json::json!({"prompt": "passed", "image_screening": "unavailable"}));
-        let png = atelier_provenance::metadata::encode_png(
+        let mut png = atelier_provenance::metadata::encode_png(
             img.width,
             img.height,
             &img.data,
             &out.request.parameters_text(seed),
             &prov,
         )?;
+        if let Some(s) = &c2pa_signer {
+            png = atelier_provenance::c2pa::sign(&png, "image/png", &prov, s)?;
+        }
         std::fs::write(p, png).with_context(|| format!("writing {}", p.display()))?;
     }
     let r = &out.request;

@@ -947,6 +947,8 @@ fn blocked_prompts_fail_and_served_images_carry_provenance() {
         "label:         AI 생성",
         "parameters text: 영화 티켓, a photo ticket | Steps: 1",
         &format!("watermark:     detected, payload {payload}"),
+        "c2pa manifest: atelier 0.1.0 output; source type http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+        "signingCredential.untrusted",
     ] {
         assert!(
             text.contains(needle),

@@ -34,14 +34,18 @@ pub enum PlatformError {
     /// The engine failed while running a job.
     #[error(transparent)]
     Engine(#[from] atelier_engine::EngineError),
-    /// Screening blocked the job's content; `details` carries the category, matched term
-    /// and span (or the image verdicts).
-    #[error("content blocked ({category}): {message}")]
-    ContentBlocked {
-        category: String,
-        message: String,
-        details: serde_json::Value,
-    },
+    /// Screening blocked the job's content.
+    #[error("content blocked ({}): {}", .0.category, .0.message)]
+    ContentBlocked(Box<Blocked>),
+}
+
+/// Why content was blocked; `details` carries the matched term and span (or the image
+/// verdicts).
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    pub category: String,
+    pub message: String,
+    pub details: serde_json::Value,
 }
 
 impl PlatformError {

@@ -14,7 +14,7 @@ pub mod store;
 pub mod webhooks;
 pub mod worker;
 
-pub use error::{PlatformError, Result};
+pub use error::{Blocked, PlatformError, Result};
 pub use platform::{App, JobContext, Limits, Platform, PlatformConfig, Reporter};
 pub use store::{Job, JobStatus, JobStore};
 

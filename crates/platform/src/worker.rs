@@ -163,14 +163,10 @@ async fn run_job(
             message: format!("{field}: {message}"),
             details: Some(serde_json::json!({"field": field})),
         },
-        Err(PlatformError::ContentBlocked {
-            category,
-            message,
-            details,
-        }) => Outcome::Failed {
+        Err(PlatformError::ContentBlocked(b)) => Outcome::Failed {
             code: "content_blocked".into(),
-            message: format!("content blocked ({category}): {message}"),
-            details: Some(serde_json::json!({"category": category, "details": details})),
+            message: format!("content blocked ({}): {}", b.category, b.message),
+            details: Some(serde_json::json!({"category": b.category, "details": b.details})),
         },
         Err(PlatformError::Engine(e)) => Outcome::Failed {
             code: "engine_error".into(),

@@ -2,6 +2,8 @@
 //! mark that survives re-encoding, resizing and cropping (watermark); and the reverse,
 //! [`inspect`], for files that come back to us.
 
+#[cfg(feature = "c2pa")]
+pub mod c2pa;
 pub mod label;
 pub mod metadata;
 pub mod watermark;
@@ -85,6 +87,22 @@ pub fn weights_digest(root: &Path) -> Result<String, ProvenanceError> {
     Ok(format!("sha256:{}", hex::encode(all.finalize())))
 }
 
+#[cfg(feature = "c2pa")]
+fn c2pa_summary(bytes: &[u8], format: &str) -> Option<serde_json::Value> {
+    let mime = match format {
+        "png" => "image/png",
+        "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        _ => return None,
+    };
+    c2pa::read(bytes, mime).and_then(|s| serde_json::to_value(s).ok())
+}
+
+#[cfg(not(feature = "c2pa"))]
+fn c2pa_summary(_: &[u8], _: &str) -> Option<serde_json::Value> {
+    None
+}
+
 /// Everything known about a file's provenance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -98,8 +116,8 @@ pub struct Report {
     /// Other text chunks (`parameters`…).
     pub text: Vec<(String, String)>,
     pub xmp: Option<String>,
-    /// C2PA manifest: not written by this build (see the README's provenance section).
-    pub c2pa: Option<String>,
+    /// The C2PA manifest, when the file has one (and this build reads C2PA).
+    pub c2pa: Option<serde_json::Value>,
     /// The invisible watermark, when detected.
     pub watermark: Option<Detection>,
 }
@@ -111,6 +129,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, ProvenanceError> {
     let format = image::guess_format(bytes)
         .map(|f| format!("{f:?}").to_lowercase())
         .unwrap_or_else(|_| "unknown".into());
+    let format_name = format.clone();
     let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
     let watermark = watermark::detect(rgb.as_raw(), w as usize, h as usize);
@@ -126,7 +145,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Report, ProvenanceError> {
             .filter(|(k, _)| k != "atelier")
             .collect(),
         xmp: meta.xmp,
-        c2pa: None,
+        c2pa: c2pa_summary(bytes, &format_name),
         watermark,
     })
 }

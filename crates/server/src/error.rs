@@ -87,12 +87,10 @@ impl From<PlatformError> for ApiError {
                     format!("the queue is full ({depth} jobs waiting); retry later"),
                 )
             },
-            PlatformError::ContentBlocked {
-                category, message, ..
-            } => Self::new(
+            PlatformError::ContentBlocked(b) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "content_blocked",
-                format!("content blocked ({category}): {message}"),
+                format!("content blocked ({}): {}", b.category, b.message),
             )
             .field("input.prompt"),
             PlatformError::Webhook { url, message } => {

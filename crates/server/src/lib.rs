@@ -88,6 +88,24 @@ pub struct ServeConfig {
     pub service_id: u16,
     /// Embed invisible watermarks (on unless turned off).
     pub watermark: bool,
+    /// How outputs get C2PA manifests.
+    pub c2pa: C2paConfig,
+}
+
+/// C2PA signing for `serve`.
+#[derive(Debug, Clone, Default)]
+pub enum C2paConfig {
+    /// No manifests.
+    Off,
+    /// An ephemeral self-signed certificate made at start (manifests read as untrusted).
+    #[default]
+    Ephemeral,
+    /// The deployment's certificate chain and key (PEM files) and algorithm.
+    Pem {
+        cert: PathBuf,
+        key: PathBuf,
+        alg: String,
+    },
 }
 
 /// Errors that stop the server from starting.
@@ -105,6 +123,8 @@ pub enum ServeError {
     Listen(String),
     #[error(transparent)]
     Safety(#[from] atelier_safety::SafetyError),
+    #[error(transparent)]
+    Provenance(#[from] atelier_provenance::ProvenanceError),
 }
 
 /// Builds the safety/provenance guard from the serve settings.
@@ -140,6 +160,25 @@ pub fn guard(cfg: &ServeConfig, models: &ModelRegistry) -> Result<Guard, ServeEr
     };
     let mut g = Guard::new(policies, checker, cfg.service_id)?;
     g.watermark = cfg.watermark;
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|source| ServeError::Io {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    g.c2pa = match &cfg.c2pa {
+        C2paConfig::Off => None,
+        C2paConfig::Ephemeral => {
+            let s = atelier_provenance::c2pa::Signer::ephemeral("atelier.local")?;
+            tracing::warn!(
+                "C2PA manifests are signed with an ephemeral self-signed certificate; validators will report them as untrusted (pass --c2pa-cert/--c2pa-key for your own)"
+            );
+            Some(Arc::new(s))
+        }
+        C2paConfig::Pem { cert, key, alg } => Some(Arc::new(
+            atelier_provenance::c2pa::Signer::from_pem(&read(cert)?, &read(key)?, alg)?,
+        )),
+    };
     Ok(g)
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use atelier_engine::image::RgbImage;
-use atelier_platform::{JobContext, PlatformError};
+use atelier_platform::{Blocked, JobContext, PlatformError};
 use atelier_provenance::watermark::{self, Payload, DEFAULT_STRENGTH};
 use atelier_provenance::{LabelSpec, Provenance};
 use atelier_safety::checker::{blur, ImageVerdict};
@@ -23,6 +23,8 @@ pub struct Guard {
     pub service_id: u16,
     /// Embed the invisible watermark (on by default).
     pub watermark: bool,
+    /// Sign a C2PA manifest into every output (when set).
+    pub c2pa: Option<Arc<atelier_provenance::c2pa::Signer>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -66,6 +68,7 @@ impl Guard {
             checker,
             service_id,
             watermark: true,
+            c2pa: None,
         })
     }
 
@@ -115,7 +118,7 @@ impl Guard {
         if policy.action == Action::Reject {
             ctx.audit("blocked_prompt", Some(&category), detail.clone())
                 .await?;
-            return Err(PlatformError::ContentBlocked {
+            return Err(PlatformError::ContentBlocked(Box::new(Blocked {
                 message: format!(
                     "the prompt matched {:?} at characters {:?}",
                     d.term.unwrap_or_default(),
@@ -123,7 +126,7 @@ impl Guard {
                 ),
                 category,
                 details: detail,
-            });
+            })));
         }
         ctx.audit("flagged_prompt", Some(&category), detail).await?;
         Ok(PromptVerdict {
@@ -167,11 +170,11 @@ impl Guard {
             });
             ctx.audit("blocked_image", Some("nsfw_image"), detail.clone())
                 .await?;
-            return Err(PlatformError::ContentBlocked {
+            return Err(PlatformError::ContentBlocked(Box::new(Blocked {
                 category: "nsfw_image".into(),
                 message: "the safety checker flagged a generated image; nothing was stored".into(),
                 details: detail,
-            });
+            })));
         }
         let text_blur = verdict.flagged.is_some() && verdict.policy.action == Action::Blur;
         let mut out = Vec::with_capacity(n);
@@ -226,6 +229,22 @@ impl Guard {
             watermark::embed(&mut img.data, img.width, img.height, p, DEFAULT_STRENGTH)
                 .then_some(p),
         )
+    }
+}
+
+impl Guard {
+    /// Signs a C2PA manifest into encoded output bytes when a signer is configured.
+    pub fn sign(
+        &self,
+        bytes: Vec<u8>,
+        mime: &str,
+        prov: &Provenance,
+    ) -> Result<Vec<u8>, PlatformError> {
+        match &self.c2pa {
+            Some(s) => atelier_provenance::c2pa::sign(&bytes, mime, prov, s)
+                .map_err(|e| PlatformError::Corrupt(e.to_string())),
+            None => Ok(bytes),
+        }
     }
 }
 

@@ -404,6 +404,7 @@ impl App for TextToImage {
             );
             let bytes = encode(&img, ext, &out.request.parameters_text(seed), &prov)
                 .map_err(|e| PlatformError::invalid("input.output_format", e))?;
+            let bytes = self.guard.sign(bytes, ctype, &prov)?;
             images.push(json!(ctx.put_file(ctype, ext, bytes).await?));
             marks.push(json!(mark.map(|m| m.hex())));
         }
@@ -414,6 +415,7 @@ impl App for TextToImage {
             "flagged": screened.flagged,
             "image_screening": screened.screening,
             "watermarks": marks,
+            "c2pa": self.guard.c2pa.as_ref().map(|s| s.description.clone()),
         }))
     }
 }

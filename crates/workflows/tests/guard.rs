@@ -43,12 +43,15 @@ async fn harness(policies: &str, checker: Option<Arc<SafetyChecker>>) -> Harness
         LoadOptions::default(),
         2,
     ));
-    let guard = Guard::new(
+    let mut guard = Guard::new(
         PolicySet::from_toml("test", policies).expect("policy"),
         checker,
         7,
     )
     .expect("guard");
+    guard.c2pa = Some(Arc::new(
+        atelier_provenance::c2pa::Signer::ephemeral("atelier.test").expect("c2pa signer"),
+    ));
     let apps: Vec<Arc<dyn App>> = vec![Arc::new(TextToImage::new(models.clone(), Arc::new(guard)))];
     let platform = Platform::new(
         store.clone() as Arc<dyn JobStore>,
@@ -173,9 +176,32 @@ async fn blocked_prompt_fails_before_the_text_encoder_and_kept_images_carry_prov
         report.digital_source_type.as_deref(),
         Some(atelier_provenance::TRAINED_ALGORITHMIC_MEDIA)
     );
+    let manifest = report.c2pa.clone().expect("c2pa manifest");
+    assert_eq!(
+        manifest["source_types"][0],
+        atelier_provenance::TRAINED_ALGORITHMIC_MEDIA,
+        "{manifest}"
+    );
     let wm = report.watermark.expect("watermark detected");
     assert_eq!(wm.payload, atelier_provenance::Payload::for_job(7, &job.id));
     assert_eq!(out["watermarks"][0], json!(wm.payload.hex()));
+
+    // JPEG and WebP outputs: XMP (JPEG), C2PA and the watermark through lossy/other encoders.
+    for (fmt, xmp) in [("jpg", true), ("webp", false)] {
+        let mut i = input("a cinema ticket for a summer night");
+        i["output_format"] = json!(fmt);
+        let job = h.run(i).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+        let bytes = h.file(&job.output.expect("output")["images"][0]).await;
+        let report = atelier_provenance::inspect(&bytes).expect("inspects");
+        assert_eq!(report.digital_source_type.is_some(), xmp, "{fmt}");
+        assert!(report.c2pa.is_some(), "{fmt}: no c2pa manifest");
+        assert_eq!(
+            report.watermark.map(|w| w.payload),
+            Some(atelier_provenance::Payload::for_job(7, &job.id)),
+            "{fmt}: watermark"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -231,5 +231,9 @@ pub async fn generations(
         "data": data,
         "seeds": output.get("seeds").cloned().unwrap_or(Value::Null),
         "id": job.id,
+        // Extensions: safety results, so a missing checker is never read as a pass.
+        "image_screening": output.get("image_screening").cloned().unwrap_or(Value::Null),
+        "has_nsfw_concepts": output.get("has_nsfw_concepts").cloned().unwrap_or(Value::Null),
+        "flagged": output.get("flagged").cloned().unwrap_or(Value::Null),
     })))
 }
