@@ -876,6 +876,17 @@ fn official_python_clients_work_unchanged() {
     assert!(out.contains("5 passed, 0 failed"), "{out}");
 }
 
+/// Creates a text-to-image job and waits for its end (`Prefer: wait`).
+fn wait(c: &Client, base: &str, body: &Value) -> Value {
+    c.post(predict_url(base))
+        .header("Prefer", "wait=60")
+        .json(body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 /// A blocked prompt fails its job with `content_blocked` (the OpenAI endpoint answers 400
 /// `content_policy_violation`), the audit log records it, and `atelier inspect` on a served
 /// PNG shows its parameters, model hash, seed, job id, source type and watermark payload.
@@ -890,14 +901,7 @@ fn blocked_prompts_fail_and_served_images_carry_provenance() {
     let c = client();
     let body =
         json!({"input": {"prompt": "a 12 year old, n@ked", "width": 64, "height": 64, "steps": 1}});
-    let j: Value = c
-        .post(predict_url(&s.base))
-        .header("Prefer", "wait=60")
-        .json(&body)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let j = wait(&c, &s.base, &body);
     assert_eq!(j["status"], "failed", "{j}");
     assert_eq!(j["error_code"], "content_blocked", "{j}");
     assert!(j["error"].as_str().unwrap().contains("minors"), "{j}");
@@ -915,14 +919,7 @@ fn blocked_prompts_fail_and_served_images_carry_provenance() {
     assert_eq!(audit["data"][1]["category"], "minors", "{audit}");
 
     let body = json!({"input": {"prompt": "영화 티켓, a photo ticket", "width": 256, "height": 256, "steps": 1, "seed": 5, "label": true}});
-    let j: Value = c
-        .post(predict_url(&s.base))
-        .header("Prefer", "wait=60")
-        .json(&body)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let j = wait(&c, &s.base, &body);
     assert_eq!(j["status"], "succeeded", "{j}");
     assert_eq!(j["output"]["image_screening"], "unavailable");
     let id = j["id"].as_str().unwrap().to_owned();

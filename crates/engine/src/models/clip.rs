@@ -23,6 +23,13 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
+    /// Layers `0..n` under `vb` (`encoder.layers.{i}`).
+    fn stack(n: usize, h: usize, inter: usize, eps: f64, vb: &VarBuilder) -> Result<Vec<Self>> {
+        (0..n)
+            .map(|i| Self::new(h, inter, eps, vb.pp(i.to_string())))
+            .collect()
+    }
+
     fn new(h: usize, inter: usize, eps: f64, l: VarBuilder) -> Result<Self> {
         let a = l.pp("self_attn");
         Ok(Self {
@@ -99,16 +106,13 @@ impl ClipTextModel {
         })?;
         let tm = vb.pp("text_model");
         let emb = tm.pp("embeddings");
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| {
-                EncoderLayer::new(
-                    h,
-                    cfg.intermediate_size,
-                    cfg.layer_norm_eps,
-                    tm.pp(format!("encoder.layers.{i}")),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let layers = EncoderLayer::stack(
+            cfg.num_hidden_layers,
+            h,
+            cfg.intermediate_size,
+            cfg.layer_norm_eps,
+            &tm.pp("encoder.layers"),
+        )?;
         Ok(Self {
             token_embedding: candle_nn::embedding(cfg.vocab_size, h, emb.pp("token_embedding"))?,
             position_embedding: emb
@@ -272,16 +276,13 @@ impl ClipVisionModel {
         }
         let grid = cfg.image_size / cfg.patch_size;
         let emb = vb.pp("embeddings");
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| {
-                EncoderLayer::new(
-                    h,
-                    cfg.intermediate_size,
-                    cfg.layer_norm_eps,
-                    vb.pp(format!("encoder.layers.{i}")),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let layers = EncoderLayer::stack(
+            cfg.num_hidden_layers,
+            h,
+            cfg.intermediate_size,
+            cfg.layer_norm_eps,
+            &vb.pp("encoder.layers"),
+        )?;
         Ok(Self {
             patch: emb.get(
                 (h, cfg.num_channels, cfg.patch_size, cfg.patch_size),
