@@ -346,7 +346,7 @@ impl App for TextToImage {
         let reporter = ctx.reporter.clone();
         let cancel = ctx.cancel.clone();
         let m = model.clone();
-        let out = tokio::task::spawn_blocking(move || {
+        let mut out = tokio::task::spawn_blocking(move || {
             m.generate(
                 &req,
                 &mut |p| {
@@ -369,7 +369,7 @@ impl App for TextToImage {
         }
         let screened = self
             .guard
-            .screen_images(&ctx, &verdict, out.images.clone())
+            .screen_images(&ctx, &verdict, std::mem::take(&mut out.images))
             .await?;
         if screened.screening == ImageScreening::Unavailable {
             ctx.reporter
