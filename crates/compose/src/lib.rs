@@ -14,3 +14,5 @@ pub use fonts::{Face, Fonts};
 pub use geom::{Rect, Rgba};
 pub use scene::{Fit, Op, RasterOptions, Scene, Shape};
 pub use text::{Align, Layout, TextStyle, VAlign};
+pub mod template;
+pub mod ticket;
