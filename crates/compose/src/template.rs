@@ -103,6 +103,13 @@ pub struct Slot {
     pub fit: Fit,
 }
 
+impl Slot {
+    /// The box content is fitted into: the slot's box less its padding.
+    pub fn content(&self) -> Rect {
+        self.rect.inset(self.padding)
+    }
+}
+
 /// A parsed preset.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,6 +257,29 @@ impl Preset {
         Ok(Arc::new(tree))
     }
 
+    /// The text style a text slot lays out with (palette overrides applied).
+    pub fn text_style(&self, slot: &Slot, overrides: &BTreeMap<String, Rgba>) -> Result<TextStyle, ComposeError> {
+        let bg = match &self.background {
+            Some(c) => self.color(c, overrides)?,
+            None => Rgba::WHITE,
+        };
+        let [max, min] = slot.size.unwrap_or([slot.rect.h * 0.6, 10.0_f32.min(slot.rect.h * 0.6)]);
+        Ok(TextStyle {
+            face: slot.face,
+            bold: slot.bold,
+            max_size: max,
+            min_size: min,
+            line_height: slot.line_height.unwrap_or(1.3),
+            color: match &slot.color {
+                Some(c) => self.color(c, overrides)?,
+                None => ink_for(bg),
+            },
+            align: slot.align,
+            valign: slot.valign,
+            max_lines: slot.max_lines,
+        })
+    }
+
     /// Lays the request out on this preset.
     pub fn scene(&self, fonts: &mut Fonts, fill: &Fill) -> Result<Scene, ComposeError> {
         let [w, h] = self.size;
@@ -294,22 +324,8 @@ impl Preset {
                         }
                         continue;
                     };
-                    let [max, min] = slot.size.unwrap_or([slot.rect.h * 0.6, 10.0_f32.min(slot.rect.h * 0.6)]);
-                    let style = TextStyle {
-                        face: slot.face,
-                        bold: slot.bold,
-                        max_size: max,
-                        min_size: min,
-                        line_height: slot.line_height.unwrap_or(1.3),
-                        color: match &slot.color {
-                            Some(c) => self.color(c, &fill.palette)?,
-                            None => ink_for(bg),
-                        },
-                        align: slot.align,
-                        valign: slot.valign,
-                        max_lines: slot.max_lines,
-                    };
-                    let inner = slot.rect.inset(slot.padding);
+                    let style = self.text_style(slot, &fill.palette)?;
+                    let inner = slot.content();
                     let layout = fonts.layout(text, inner, &style);
                     if let Some(bgc) = &slot.background {
                         let c = self.color(bgc, &fill.palette)?;
