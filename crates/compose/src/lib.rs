@@ -16,3 +16,5 @@ pub use scene::{Fit, Op, RasterOptions, Scene, Shape};
 pub use text::{Align, Layout, TextStyle, VAlign};
 pub mod template;
 pub mod ticket;
+pub mod storyboard;
+pub mod comic;
