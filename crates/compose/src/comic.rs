@@ -172,7 +172,7 @@ fn panel_ops(fonts: &mut Fonts, panel: &Panel, cell: Rect) -> Vec<Op> {
         let free_top = if caption.is_some() && p.caption_top { cell.y + band_h } else { cell.y };
         let free_bottom = if caption.is_some() && !p.caption_top { cell.bottom() - band_h } else { cell.bottom() };
         let (bw, bh) = (cell.w * 0.46, ((free_bottom - free_top) * 0.42).min(cell.h * 0.36));
-        let left = p.balloon_corner % 2 == 0;
+        let left = p.balloon_corner.is_multiple_of(2);
         let top = p.balloon_corner < 2;
         let bx = if left { cell.x + pad } else { cell.right() - pad - bw };
         let by = if top { free_top + pad } else { free_bottom - pad - bh };

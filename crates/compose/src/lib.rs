@@ -18,3 +18,4 @@ pub mod template;
 pub mod ticket;
 pub mod storyboard;
 pub mod comic;
+pub mod animatic;
