@@ -1,6 +1,8 @@
-//! The `atelier` command: generate images, check parity with diffusers, benchmark, manage models.
+//! The `atelier` command: serve, generate images, compose layouts and animatics, check parity,
+//! benchmark, manage models.
 
 mod bench;
+mod compose;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,6 +42,9 @@ enum Command {
     Screen(ScreenArgs),
     /// Print an image's provenance: metadata, source type, watermark payload.
     Inspect(InspectArgs),
+    /// Lay out tickets, storyboard sheets and comics; encode animatics (MP4, GIF, WebP).
+    #[command(subcommand)]
+    Compose(compose::ComposeCommand),
 }
 
 #[derive(Args, Debug)]
@@ -281,6 +286,7 @@ fn main() {
         }) => models_pull(&repo_id, &revision, &dir, all_files),
         Command::Screen(a) => screen(a),
         Command::Inspect(a) => inspect(a),
+        Command::Compose(c) => compose::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

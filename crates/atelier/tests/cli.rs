@@ -198,3 +198,142 @@ fn screen_prints_one_decision_per_line_and_applies_a_policy() {
     assert!(!bad.status.success());
     assert!(text(&bad).contains("nonexistent.toml"));
 }
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples")
+}
+
+/// `atelier compose` renders the committed examples' inputs: a ticket (auto preset), a storyboard
+/// sheet as PNG and PDF, a webtoon strip and a short animatic; bad input names what is wrong.
+#[test]
+fn compose_renders_tickets_sheets_comics_and_animatics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let ex = examples();
+    let input = |name: &str| ex.join("inputs").join(name).to_str().unwrap().to_string();
+
+    let o = atelier(&[
+        "compose",
+        "ticket",
+        "--image",
+        &input("lake-landscape.png"),
+        "--title",
+        "여름 밤의 러닝",
+        "--tagline",
+        "한강에서",
+        "--qr",
+        "https://atelier.example/s/1",
+        "--scale",
+        "0.5",
+        "-o",
+        &out("t.png"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["preset"], "landscape",
+        "a landscape picture gets the landscape preset: {v}"
+    );
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(960), Some(540))
+    );
+    assert!(image::open(out("t.png")).is_ok());
+
+    let spec = ex.join("storyboard.json");
+    let o = atelier(&[
+        "compose",
+        "storyboard",
+        spec.to_str().unwrap(),
+        "-o",
+        &out("s.png"),
+        "-o",
+        &out("s.pdf"),
+        "--dpi",
+        "72",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(image::open(out("s.png")).unwrap().width(), 842);
+    assert!(std::fs::read(out("s.pdf")).unwrap().starts_with(b"%PDF-"));
+
+    let spec = ex.join("comic.json");
+    let o = atelier(&[
+        "compose",
+        "comic",
+        spec.to_str().unwrap(),
+        "--layout",
+        "webtoon",
+        "--width",
+        "400",
+        "-o",
+        &out("w.png"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let w = image::open(out("w.png")).unwrap();
+    assert!(
+        w.width() == 400 && w.height() > 1200,
+        "{}x{}",
+        w.width(),
+        w.height()
+    );
+
+    let spec = ex.join("storyboard.json");
+    let o = atelier(&[
+        "compose",
+        "animatic",
+        spec.to_str().unwrap(),
+        "--width",
+        "160",
+        "--height",
+        "90",
+        "--fps",
+        "4",
+        "-o",
+        &out("a.gif"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["frames"], 80, "20 s at 4 fps: {v}");
+
+    // Bad input: an unknown preset, an odd video width, a storyboard with too few cuts.
+    let o = atelier(&[
+        "compose",
+        "ticket",
+        "--image",
+        &input("red-square.png"),
+        "--title",
+        "x",
+        "--preset",
+        "nope",
+        "-o",
+        &out("x.png"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown preset \"nope\""), "{}", text(&o));
+    let o = atelier(&[
+        "compose",
+        "animatic",
+        spec.to_str().unwrap(),
+        "--width",
+        "161",
+        "-o",
+        &out("x.mp4"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("width: an even number"), "{}", text(&o));
+    let short = dir.path().join("short.json");
+    std::fs::write(&short, r#"{"title": "t", "cuts": [{"duration_s": 1}]}"#).unwrap();
+    let o = atelier(&[
+        "compose",
+        "storyboard",
+        short.to_str().unwrap(),
+        "-o",
+        &out("x.pdf"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("cuts: a storyboard has 4 to 8 cuts, got 1"),
+        "{}",
+        text(&o)
+    );
+}

@@ -53,8 +53,16 @@ pub struct Motion {
 impl Motion {
     /// No movement.
     pub const STILL: Motion = Motion {
-        from: Framing { x: 0.5, y: 0.5, zoom: 1.0 },
-        to: Framing { x: 0.5, y: 0.5, zoom: 1.0 },
+        from: Framing {
+            x: 0.5,
+            y: 0.5,
+            zoom: 1.0,
+        },
+        to: Framing {
+            x: 0.5,
+            y: 0.5,
+            zoom: 1.0,
+        },
     };
 
     /// The default move for shot `i`: alternately a slow push-in, a pan right, a pull-out and a pan
@@ -62,10 +70,22 @@ impl Motion {
     pub fn default_for(i: usize) -> Motion {
         let f = |x, y, zoom| Framing { x, y, zoom };
         match i % 4 {
-            0 => Motion { from: f(0.5, 0.5, 1.0), to: f(0.5, 0.45, 1.15) },
-            1 => Motion { from: f(0.4, 0.5, 1.12), to: f(0.6, 0.5, 1.12) },
-            2 => Motion { from: f(0.5, 0.5, 1.18), to: f(0.5, 0.5, 1.02) },
-            _ => Motion { from: f(0.6, 0.5, 1.12), to: f(0.4, 0.5, 1.12) },
+            0 => Motion {
+                from: f(0.5, 0.5, 1.0),
+                to: f(0.5, 0.45, 1.15),
+            },
+            1 => Motion {
+                from: f(0.4, 0.5, 1.12),
+                to: f(0.6, 0.5, 1.12),
+            },
+            2 => Motion {
+                from: f(0.5, 0.5, 1.18),
+                to: f(0.5, 0.5, 1.02),
+            },
+            _ => Motion {
+                from: f(0.6, 0.5, 1.12),
+                to: f(0.4, 0.5, 1.12),
+            },
         }
     }
 }
@@ -139,29 +159,47 @@ impl Animatic {
             return Err(ComposeError::invalid("shots", "at least one shot"));
         }
         if !(64..=3840).contains(&self.width) || !self.width.is_multiple_of(2) {
-            return Err(ComposeError::invalid("width", "an even number from 64 to 3840"));
+            return Err(ComposeError::invalid(
+                "width",
+                "an even number from 64 to 3840",
+            ));
         }
         if !(64..=2160).contains(&self.height) || !self.height.is_multiple_of(2) {
-            return Err(ComposeError::invalid("height", "an even number from 64 to 2160"));
+            return Err(ComposeError::invalid(
+                "height",
+                "an even number from 64 to 2160",
+            ));
         }
         if !(1..=60).contains(&self.fps) {
             return Err(ComposeError::invalid("fps", "1 to 60 (24 or 30 are usual)"));
         }
         for (i, s) in self.shots.iter().enumerate() {
             if !(s.duration_s.is_finite() && (0.1..=600.0).contains(&s.duration_s)) {
-                return Err(ComposeError::invalid(format!("shots[{i}].duration_s"), "0.1 to 600 seconds"));
+                return Err(ComposeError::invalid(
+                    format!("shots[{i}].duration_s"),
+                    "0.1 to 600 seconds",
+                ));
             }
             if s.image.width() < 2 || s.image.height() < 2 {
-                return Err(ComposeError::invalid(format!("shots[{i}].image"), "at least 2×2 pixels"));
+                return Err(ComposeError::invalid(
+                    format!("shots[{i}].image"),
+                    "at least 2×2 pixels",
+                ));
             }
             if let Transition::Crossfade { seconds } = s.transition {
                 if !(seconds.is_finite() && seconds >= 0.0) {
-                    return Err(ComposeError::invalid(format!("shots[{i}].transition.seconds"), "a non-negative number"));
+                    return Err(ComposeError::invalid(
+                        format!("shots[{i}].transition.seconds"),
+                        "a non-negative number",
+                    ));
                 }
             }
             if let Some(m) = s.motion {
                 for (name, f) in [("from", m.from), ("to", m.to)] {
-                    if !((0.0..=1.0).contains(&f.x) && (0.0..=1.0).contains(&f.y) && (1.0..=4.0).contains(&f.zoom)) {
+                    if !((0.0..=1.0).contains(&f.x)
+                        && (0.0..=1.0).contains(&f.y)
+                        && (1.0..=4.0).contains(&f.zoom))
+                    {
                         return Err(ComposeError::invalid(
                             format!("shots[{i}].motion.{name}"),
                             "x and y within 0..1, zoom within 1..4",
@@ -229,7 +267,12 @@ fn blend_overlay(frame: &mut RgbImage, ov: &Overlay, opacity: f32) {
 }
 
 /// Draws a caption as a lower third: white text on a translucent box hugging the lines.
-fn caption_layer(fonts: &mut Fonts, text: &str, w: u32, h: u32) -> Result<Option<Overlay>, ComposeError> {
+fn caption_layer(
+    fonts: &mut Fonts,
+    text: &str,
+    w: u32,
+    h: u32,
+) -> Result<Option<Overlay>, ComposeError> {
     let (wf, hf) = (w as f32, h as f32);
     let style = TextStyle {
         face: Face::Sans,
@@ -257,13 +300,21 @@ fn caption_layer(fonts: &mut Fonts, text: &str, w: u32, h: u32) -> Result<Option
         block + pad * 1.2,
     );
     let mut scene = Scene::new(wf, hf, Rgba([0, 0, 0, 0]));
-    scene.ops.push(Op::Shape(Shape::filled(Shape::round_rect(bx, pad * 0.6), Rgba([0, 0, 0, 150]))));
+    scene.ops.push(Op::Shape(Shape::filled(
+        Shape::round_rect(bx, pad * 0.6),
+        Rgba([0, 0, 0, 150]),
+    )));
     scene.ops.push(Op::Text(layout));
     Ok(overlay(scene.render(fonts, RasterOptions::default())?))
 }
 
 /// The AI label as a small pill in the top-right corner.
-fn label_layer(fonts: &mut Fonts, text: &str, w: u32, h: u32) -> Result<Option<Overlay>, ComposeError> {
+fn label_layer(
+    fonts: &mut Fonts,
+    text: &str,
+    w: u32,
+    h: u32,
+) -> Result<Option<Overlay>, ComposeError> {
     let (wf, hf) = (w as f32, h as f32);
     let size = (hf * 0.028).max(9.0);
     let style = TextStyle {
@@ -280,33 +331,62 @@ fn label_layer(fonts: &mut Fonts, text: &str, w: u32, h: u32) -> Result<Option<O
     let margin = hf * 0.03;
     let area = Rect::new(wf * 0.5, margin, wf * 0.5 - margin - size * 0.6, size * 1.8);
     let layout = fonts.layout(text, area, &style);
-    let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max) + (layout.rect.w - layout.inner_width);
-    let pill = Rect::new(area.right() - tw - size * 0.6, area.y, tw + size * 1.2, area.h);
+    let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
+        + (layout.rect.w - layout.inner_width);
+    let pill = Rect::new(
+        area.right() - tw - size * 0.6,
+        area.y,
+        tw + size * 1.2,
+        area.h,
+    );
     let mut scene = Scene::new(wf, hf, Rgba([0, 0, 0, 0]));
-    scene.ops.push(Op::Shape(Shape::filled(Shape::round_rect(pill, area.h / 2.0), Rgba([0, 0, 0, 160]))));
+    scene.ops.push(Op::Shape(Shape::filled(
+        Shape::round_rect(pill, area.h / 2.0),
+        Rgba([0, 0, 0, 160]),
+    )));
     scene.ops.push(Op::Text(layout));
     Ok(overlay(scene.render(fonts, RasterOptions::default())?))
 }
 
-fn prepare(fonts: &mut Fonts, shot: &Shot, index: usize, w: u32, h: u32) -> Result<Prepared, ComposeError> {
+fn prepare(
+    fonts: &mut Fonts,
+    shot: &Shot,
+    index: usize,
+    w: u32,
+    h: u32,
+) -> Result<Prepared, ComposeError> {
     let motion = shot.motion.unwrap_or_else(|| Motion::default_for(index));
     let max_zoom = motion.from.zoom.max(motion.to.zoom);
     let (iw, ih) = (shot.image.width() as f32, shot.image.height() as f32);
     let out_aspect = w as f32 / h as f32;
     // Cover window at zoom 1 in source pixels.
-    let (bw, bh) = if iw / ih > out_aspect { (ih * out_aspect, ih) } else { (iw, iw / out_aspect) };
+    let (bw, bh) = if iw / ih > out_aspect {
+        (ih * out_aspect, ih)
+    } else {
+        (iw, iw / out_aspect)
+    };
     // Scale the source so the tightest window still has about one source pixel per output pixel.
     let scale = ((w as f32 * max_zoom) / bw).min(1.0);
     let source = if scale < 0.95 {
         let tw = ((iw * scale).round() as u32).max(2);
         let th = ((ih * scale).round() as u32).max(2);
-        image::imageops::resize(shot.image.as_ref(), tw, th, image::imageops::FilterType::CatmullRom)
+        image::imageops::resize(
+            shot.image.as_ref(),
+            tw,
+            th,
+            image::imageops::FilterType::CatmullRom,
+        )
     } else {
         (*shot.image).clone()
     };
     let source = image::DynamicImage::ImageRgba8(source).to_rgb8();
     let s = source.width() as f32 / iw;
-    let caption = match shot.caption.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+    let caption = match shot
+        .caption
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
         Some(text) => caption_layer(fonts, text, w, h)?,
         None => None,
     };
@@ -389,7 +469,12 @@ pub fn render(
             _ => 0.0,
         }
     };
-    let label = match anim.label.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+    let label = match anim
+        .label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         Some(text) => label_layer(fonts, text, w, h)?,
         None => None,
     };
@@ -402,10 +487,14 @@ pub fn render(
         let idx = starts.iter().rposition(|&s| s <= time).unwrap_or(0);
         if current.as_ref().map(|(i, _)| *i) != Some(idx) {
             // Keep the outgoing shot only while a crossfade needs it.
-            previous = current.take().filter(|(i, _)| *i + 1 == idx && fade(idx) > 0.0);
+            previous = current
+                .take()
+                .filter(|(i, _)| *i + 1 == idx && fade(idx) > 0.0);
             current = Some((idx, prepare(fonts, &anim.shots[idx], idx, w, h)?));
         }
-        let Some((_, cur)) = current.as_ref() else { continue };
+        let Some((_, cur)) = current.as_ref() else {
+            continue;
+        };
         let shot = &anim.shots[idx];
         let local = time - starts[idx];
         sample(cur, (local / shot.duration_s as f64) as f32, &mut frame);
@@ -459,8 +548,10 @@ impl<W: Write> GifSink<W> {
     /// A GIF of `width`×`height` at `fps`.
     pub fn new(out: W, width: u32, height: u32, fps: u32) -> Result<Self, ComposeError> {
         let size = (
-            u16::try_from(width).map_err(|_| ComposeError::invalid("width", "GIF is limited to 65535 pixels"))?,
-            u16::try_from(height).map_err(|_| ComposeError::invalid("height", "GIF is limited to 65535 pixels"))?,
+            u16::try_from(width)
+                .map_err(|_| ComposeError::invalid("width", "GIF is limited to 65535 pixels"))?,
+            u16::try_from(height)
+                .map_err(|_| ComposeError::invalid("height", "GIF is limited to 65535 pixels"))?,
         );
         Ok(Self {
             encoder: None,
@@ -487,7 +578,9 @@ impl<W: Write> FrameSink for GifSink<W> {
             enc.set_repeat(gif::Repeat::Infinite).map_err(gif_err)?;
             self.encoder = Some(enc);
         }
-        let Some(enc) = self.encoder.as_mut() else { return Err(gif_err("not started")) };
+        let Some(enc) = self.encoder.as_mut() else {
+            return Err(gif_err("not started"));
+        };
         let mut f = gif::Frame::from_rgb_speed(self.size.0, self.size.1, frame.as_raw(), 10);
         f.delay = delay(self.index, self.fps, 100) as u16;
         enc.write_frame(&f).map_err(gif_err)?;
@@ -529,9 +622,18 @@ fn u24(v: u32) -> [u8; 3] {
 
 impl<W: Write + Seek> WebpSink<W> {
     /// A WebP animation of `width`×`height` at `fps`, lossy quality 0–100.
-    pub fn new(out: W, width: u32, height: u32, fps: u32, quality: f32) -> Result<Self, ComposeError> {
+    pub fn new(
+        out: W,
+        width: u32,
+        height: u32,
+        fps: u32,
+        quality: f32,
+    ) -> Result<Self, ComposeError> {
         if width > 16383 || height > 16383 {
-            return Err(ComposeError::invalid("width", "WebP is limited to 16383 pixels"));
+            return Err(ComposeError::invalid(
+                "width",
+                "WebP is limited to 16383 pixels",
+            ));
         }
         Ok(Self {
             out,
@@ -563,7 +665,14 @@ impl<W: Write + Seek> WebpSink<W> {
         // SAFETY: the pointer and stride describe `frame`'s packed RGB buffer, which outlives the
         // call; libwebp allocates the output and we free it with WebPFree after copying.
         let len = unsafe {
-            libwebp_sys::WebPEncodeRGB(frame.as_raw().as_ptr(), w as i32, h as i32, (w * 3) as i32, self.quality, &mut ptr)
+            libwebp_sys::WebPEncodeRGB(
+                frame.as_raw().as_ptr(),
+                w as i32,
+                h as i32,
+                (w * 3) as i32,
+                self.quality,
+                &mut ptr,
+            )
         };
         if len == 0 || ptr.is_null() {
             return Err(webp_err("libwebp could not encode a frame"));
@@ -626,7 +735,9 @@ pub use mp4_sink::Mp4Sink;
 #[cfg(feature = "mp4")]
 mod mp4_sink {
     use super::*;
-    use openh264::encoder::{Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, QpRange, RateControlMode};
+    use openh264::encoder::{
+        Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, QpRange, RateControlMode,
+    };
     use openh264::formats::{RgbSliceU8, YUVBuffer};
 
     fn err(e: impl std::fmt::Display) -> ComposeError {
@@ -658,7 +769,8 @@ mod mp4_sink {
                 .qp(QpRange::new(18, 30))
                 .skip_frames(false)
                 .intra_frame_period(IntraFramePeriod::from_num_frames(fps * 2));
-            let encoder = Encoder::with_api_config(openh264::OpenH264API::from_source(), config).map_err(err)?;
+            let encoder = Encoder::with_api_config(openh264::OpenH264API::from_source(), config)
+                .map_err(err)?;
             Ok(Self {
                 encoder,
                 out: Some(out),
@@ -687,7 +799,10 @@ mod mp4_sink {
     impl<W: Write + Seek> FrameSink for Mp4Sink<W> {
         fn push(&mut self, frame: &RgbImage) -> Result<(), ComposeError> {
             let (w, h) = self.size;
-            let yuv = YUVBuffer::from_rgb8_source(RgbSliceU8::new(frame.as_raw(), (w as usize, h as usize)));
+            let yuv = YUVBuffer::from_rgb8_source(RgbSliceU8::new(
+                frame.as_raw(),
+                (w as usize, h as usize),
+            ));
             let bits = self.encoder.encode(&yuv).map_err(err)?;
             let sync = matches!(bits.frame_type(), FrameType::IDR | FrameType::I);
             let stream = bits.to_vec();
@@ -735,9 +850,14 @@ mod mp4_sink {
                     .map_err(err)?;
                 self.writer = Some(writer);
             }
-            let Some(writer) = self.writer.as_mut() else { return Err(err("not started")) };
+            let Some(writer) = self.writer.as_mut() else {
+                return Err(err("not started"));
+            };
             if sample.is_empty() {
-                return Err(err(format!("frame {} produced no picture data", self.index)));
+                return Err(err(format!(
+                    "frame {} produced no picture data",
+                    self.index
+                )));
             }
             writer
                 .write_sample(
@@ -756,7 +876,9 @@ mod mp4_sink {
         }
 
         fn finish(&mut self) -> Result<(), ComposeError> {
-            let Some(mut writer) = self.writer.take() else { return Err(err("no frames")) };
+            let Some(mut writer) = self.writer.take() else {
+                return Err(err("no frames"));
+            };
             writer.write_end().map_err(err)?;
             writer.into_writer().flush()?;
             Ok(())
@@ -777,11 +899,19 @@ pub fn encode_file(
     let (w, h, fps) = (anim.width, anim.height, anim.fps);
     match format {
         Format::Gif => render(fonts, anim, &mut GifSink::new(file, w, h, fps)?, progress),
-        Format::Webp => render(fonts, anim, &mut WebpSink::new(file, w, h, fps, 80.0)?, progress),
+        Format::Webp => render(
+            fonts,
+            anim,
+            &mut WebpSink::new(file, w, h, fps, 80.0)?,
+            progress,
+        ),
         #[cfg(feature = "mp4")]
         Format::Mp4 => render(fonts, anim, &mut Mp4Sink::new(file, w, h, fps)?, progress),
         #[cfg(not(feature = "mp4"))]
-        Format::Mp4 => Err(ComposeError::invalid("format", "this build has no MP4 encoder (cargo feature `mp4`)")),
+        Format::Mp4 => Err(ComposeError::invalid(
+            "format",
+            "this build has no MP4 encoder (cargo feature `mp4`)",
+        )),
     }
 }
 
@@ -815,10 +945,18 @@ mod tests {
             fps: 24,
             label: None,
         };
-        assert!(a.validate().expect_err("odd").to_string().starts_with("width"));
+        assert!(a
+            .validate()
+            .expect_err("odd")
+            .to_string()
+            .starts_with("width"));
         a.width = 320;
         a.shots[0].duration_s = 0.0;
-        assert!(a.validate().expect_err("zero").to_string().starts_with("shots[0].duration_s"));
+        assert!(a
+            .validate()
+            .expect_err("zero")
+            .to_string()
+            .starts_with("shots[0].duration_s"));
     }
 
     struct Count(u64, Vec<u8>);
@@ -836,10 +974,20 @@ mod tests {
     #[test]
     fn crossfade_moves_from_one_shot_to_the_next() {
         let black = Arc::new(RgbaImage::from_pixel(64, 64, image::Rgba([0, 0, 0, 255])));
-        let white = Arc::new(RgbaImage::from_pixel(64, 64, image::Rgba([255, 255, 255, 255])));
+        let white = Arc::new(RgbaImage::from_pixel(
+            64,
+            64,
+            image::Rgba([255, 255, 255, 255]),
+        ));
         let a = Animatic {
             shots: vec![
-                Shot { image: black, duration_s: 1.0, caption: None, transition: Transition::Cut, motion: None },
+                Shot {
+                    image: black,
+                    duration_s: 1.0,
+                    caption: None,
+                    transition: Transition::Cut,
+                    motion: None,
+                },
                 Shot {
                     image: white,
                     duration_s: 1.0,
@@ -855,11 +1003,17 @@ mod tests {
         };
         let mut fonts = Fonts::new();
         let mut sink = Count(0, Vec::new());
-        assert_eq!(render(&mut fonts, &a, &mut sink, |_, _| {}).expect("render"), 20);
+        assert_eq!(
+            render(&mut fonts, &a, &mut sink, |_, _| {}).expect("render"),
+            20
+        );
         assert_eq!(sink.0, 20);
         let v = &sink.1;
         assert_eq!(v[9], 0);
-        assert!(v[10] > 0 && v[10] < 255 && v[12] > v[10] && v[14] < 255, "{v:?}");
+        assert!(
+            v[10] > 0 && v[10] < 255 && v[12] > v[10] && v[14] < 255,
+            "{v:?}"
+        );
         assert_eq!(v[15], 255);
     }
 }

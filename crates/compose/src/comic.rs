@@ -92,8 +92,19 @@ pub fn place(s: &[f32; 9], has_caption: bool) -> Placement {
         (true, true) => (1, 2),
         (true, false) => (0, 1),
     };
-    let corners = [top_row * 3, top_row * 3 + 2, bottom_row * 3, bottom_row * 3 + 2];
-    let balloon_corner = (0..4).fold(0, |best, i| if s[corners[i]] < s[corners[best]] { i } else { best });
+    let corners = [
+        top_row * 3,
+        top_row * 3 + 2,
+        bottom_row * 3,
+        bottom_row * 3 + 2,
+    ];
+    let balloon_corner = (0..4).fold(0, |best, i| {
+        if s[corners[i]] < s[corners[best]] {
+            i
+        } else {
+            best
+        }
+    });
     Placement {
         caption_top,
         balloon_corner,
@@ -137,8 +148,16 @@ fn panel_ops(fonts: &mut Fonts, panel: &Panel, cell: Rect) -> Vec<Op> {
         fit: Fit::Cover,
         radius: 6.0,
     }];
-    let caption = panel.caption.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let speech = panel.speech.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let caption = panel
+        .caption
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let speech = panel
+        .speech
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     let p = place(&saliency(&panel.image), caption.is_some());
     let unit = cell.w.min(cell.h);
     let pad = unit * 0.035;
@@ -147,7 +166,12 @@ fn panel_ops(fonts: &mut Fonts, panel: &Panel, cell: Rect) -> Vec<Op> {
         let band = if p.caption_top {
             Rect::new(cell.x + pad, cell.y + pad, cell.w - 2.0 * pad, band_h - pad)
         } else {
-            Rect::new(cell.x + pad, cell.bottom() - band_h, cell.w - 2.0 * pad, band_h - pad)
+            Rect::new(
+                cell.x + pad,
+                cell.bottom() - band_h,
+                cell.w - 2.0 * pad,
+                band_h - pad,
+            )
         };
         let layout = fonts.layout(text, band.inset(unit * 0.025), &caption_style(unit * 0.055));
         // Shrink the box to the text so less of the picture is covered.
@@ -155,7 +179,12 @@ fn panel_ops(fonts: &mut Fonts, panel: &Panel, cell: Rect) -> Vec<Op> {
         let bx = if p.caption_top {
             Rect::new(band.x, band.y, band.w, used.min(band.h))
         } else {
-            Rect::new(band.x, band.bottom() - used.min(band.h), band.w, used.min(band.h))
+            Rect::new(
+                band.x,
+                band.bottom() - used.min(band.h),
+                band.w,
+                used.min(band.h),
+            )
         };
         ops.push(Op::Shape(Shape {
             path: Shape::round_rect(bx, unit * 0.015),
@@ -166,16 +195,39 @@ fn panel_ops(fonts: &mut Fonts, panel: &Panel, cell: Rect) -> Vec<Op> {
                 dash: None,
             }),
         }));
-        ops.push(Op::Text(fonts.layout(text, bx.inset(unit * 0.025), &caption_style(unit * 0.055))));
+        ops.push(Op::Text(fonts.layout(
+            text,
+            bx.inset(unit * 0.025),
+            &caption_style(unit * 0.055),
+        )));
     }
     if let Some(text) = speech {
-        let free_top = if caption.is_some() && p.caption_top { cell.y + band_h } else { cell.y };
-        let free_bottom = if caption.is_some() && !p.caption_top { cell.bottom() - band_h } else { cell.bottom() };
-        let (bw, bh) = (cell.w * 0.46, ((free_bottom - free_top) * 0.42).min(cell.h * 0.36));
+        let free_top = if caption.is_some() && p.caption_top {
+            cell.y + band_h
+        } else {
+            cell.y
+        };
+        let free_bottom = if caption.is_some() && !p.caption_top {
+            cell.bottom() - band_h
+        } else {
+            cell.bottom()
+        };
+        let (bw, bh) = (
+            cell.w * 0.46,
+            ((free_bottom - free_top) * 0.42).min(cell.h * 0.36),
+        );
         let left = p.balloon_corner.is_multiple_of(2);
         let top = p.balloon_corner < 2;
-        let bx = if left { cell.x + pad } else { cell.right() - pad - bw };
-        let by = if top { free_top + pad } else { free_bottom - pad - bh };
+        let bx = if left {
+            cell.x + pad
+        } else {
+            cell.right() - pad - bw
+        };
+        let by = if top {
+            free_top + pad
+        } else {
+            free_bottom - pad - bh
+        };
         let ball = Rect::new(bx, by, bw, bh);
         let (fx, fy) = (
             cell.x + cell.w * ((p.focus % 3) as f32 + 0.5) / 3.0,
@@ -206,7 +258,11 @@ fn panel_ops(fonts: &mut Fonts, panel: &Panel, cell: Rect) -> Vec<Op> {
             ball.w * std::f32::consts::FRAC_1_SQRT_2,
             ball.h * std::f32::consts::FRAC_1_SQRT_2,
         );
-        ops.push(Op::Text(fonts.layout(text, inner, &speech_style(unit * 0.06))));
+        ops.push(Op::Text(fonts.layout(
+            text,
+            inner,
+            &speech_style(unit * 0.06),
+        )));
     }
     ops.push(Op::Shape(Shape {
         path: Shape::round_rect(cell, 6.0),
@@ -236,7 +292,12 @@ fn balloon_tail(r: Rect, target: (f32, f32)) -> (Vec<Seg>, Vec<Seg>) {
     let base = t * 0.75;
     let a = (cx + ux * base + px * half, cy + uy * base + py * half);
     let b = (cx + ux * base - px * half, cy + uy * base - py * half);
-    let tail = vec![Seg::Move(a.0, a.1), Seg::Line(tip.0, tip.1), Seg::Line(b.0, b.1), Seg::Close];
+    let tail = vec![
+        Seg::Move(a.0, a.1),
+        Seg::Line(tip.0, tip.1),
+        Seg::Line(b.0, b.1),
+        Seg::Close,
+    ];
     // The same wedge cut a little short of the tip and inside the stroke.
     let k = 0.82;
     let shrink = |p: (f32, f32)| (p.0 + (tip.0 - p.0) * 0.06, p.1 + (tip.1 - p.1) * 0.06);
@@ -245,8 +306,14 @@ fn balloon_tail(r: Rect, target: (f32, f32)) -> (Vec<Seg>, Vec<Seg>) {
     let mid2 = (b2.0 + (tip.0 - b2.0) * k, b2.1 + (tip.1 - b2.1) * k);
     let joint = vec![
         Seg::Move(a2.0 + (b2.0 - a2.0) * 0.1, a2.1 + (b2.1 - a2.1) * 0.1),
-        Seg::Line(mid.0 + (mid2.0 - mid.0) * 0.25, mid.1 + (mid2.1 - mid.1) * 0.25),
-        Seg::Line(mid2.0 + (mid.0 - mid2.0) * 0.25, mid2.1 + (mid.1 - mid2.1) * 0.25),
+        Seg::Line(
+            mid.0 + (mid2.0 - mid.0) * 0.25,
+            mid.1 + (mid2.1 - mid.1) * 0.25,
+        ),
+        Seg::Line(
+            mid2.0 + (mid.0 - mid2.0) * 0.25,
+            mid2.1 + (mid.1 - mid2.1) * 0.25,
+        ),
         Seg::Line(b2.0 + (a2.0 - b2.0) * 0.1, b2.1 + (a2.1 - b2.1) * 0.1),
         Seg::Close,
     ];
@@ -255,17 +322,29 @@ fn balloon_tail(r: Rect, target: (f32, f32)) -> (Vec<Seg>, Vec<Seg>) {
 
 fn validate(comic: &Comic) -> Result<(), ComposeError> {
     if comic.panels.is_empty() || comic.panels.len() > 8 {
-        return Err(ComposeError::invalid("panels", format!("1 to 8 panels, got {}", comic.panels.len())));
+        return Err(ComposeError::invalid(
+            "panels",
+            format!("1 to 8 panels, got {}", comic.panels.len()),
+        ));
     }
     for (i, p) in comic.panels.iter().enumerate() {
         if p.image.width() < 8 || p.image.height() < 8 {
-            return Err(ComposeError::invalid(format!("panels[{i}].image"), "at least 8×8 pixels"));
+            return Err(ComposeError::invalid(
+                format!("panels[{i}].image"),
+                "at least 8×8 pixels",
+            ));
         }
     }
     Ok(())
 }
 
-fn title_and_label(fonts: &mut Fonts, scene: &mut Scene, comic: &Comic, title_box: Rect, label_box: Rect) {
+fn title_and_label(
+    fonts: &mut Fonts,
+    scene: &mut Scene,
+    comic: &Comic,
+    title_box: Rect,
+    label_box: Rect,
+) {
     if let Some(title) = comic.title.as_deref().filter(|t| !t.trim().is_empty()) {
         let style = TextStyle {
             face: Face::Display,
@@ -278,7 +357,9 @@ fn title_and_label(fonts: &mut Fonts, scene: &mut Scene, comic: &Comic, title_bo
             valign: VAlign::Middle,
             max_lines: 1,
         };
-        scene.ops.push(Op::Text(fonts.layout(title, title_box, &style)));
+        scene
+            .ops
+            .push(Op::Text(fonts.layout(title, title_box, &style)));
     }
     if let Some(label) = comic.label.as_deref().filter(|l| !l.trim().is_empty()) {
         let style = TextStyle {
@@ -293,10 +374,24 @@ fn title_and_label(fonts: &mut Fonts, scene: &mut Scene, comic: &Comic, title_bo
             max_lines: 1,
         };
         let pad = label_box.h * 0.4;
-        let layout = fonts.layout(label, Rect::new(label_box.x, label_box.y, label_box.w - pad, label_box.h), &style);
-        let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max) + (layout.rect.w - layout.inner_width) + 2.0 * pad;
-        let pill = Rect::new(label_box.right() - tw.min(label_box.w), label_box.y, tw.min(label_box.w), label_box.h);
-        scene.ops.push(Op::Shape(Shape::filled(Shape::round_rect(pill, label_box.h / 2.0), Rgba([0, 0, 0, 200]))));
+        let layout = fonts.layout(
+            label,
+            Rect::new(label_box.x, label_box.y, label_box.w - pad, label_box.h),
+            &style,
+        );
+        let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
+            + (layout.rect.w - layout.inner_width)
+            + 2.0 * pad;
+        let pill = Rect::new(
+            label_box.right() - tw.min(label_box.w),
+            label_box.y,
+            tw.min(label_box.w),
+            label_box.h,
+        );
+        scene.ops.push(Op::Shape(Shape::filled(
+            Shape::round_rect(pill, label_box.h / 2.0),
+            Rgba([0, 0, 0, 200]),
+        )));
         scene.ops.push(Op::Text(layout));
     }
 }
@@ -312,10 +407,19 @@ pub fn grid_page(fonts: &mut Fonts, comic: &Comic, width: f32) -> Result<Scene, 
     let rows = n.div_ceil(cols);
     let margin = width * 0.03;
     let gutter = width * 0.02;
-    let title_h = if comic.title.is_some() { width * 0.08 } else { 0.0 };
+    let title_h = if comic.title.is_some() {
+        width * 0.08
+    } else {
+        0.0
+    };
     let footer_h = width * 0.045;
     let cell = (width - 2.0 * margin - gutter * (cols as f32 - 1.0)) / cols as f32;
-    let height = margin + title_h + rows as f32 * cell + (rows as f32 - 1.0) * gutter + footer_h + margin * 0.5;
+    let height = margin
+        + title_h
+        + rows as f32 * cell
+        + (rows as f32 - 1.0) * gutter
+        + footer_h
+        + margin * 0.5;
     let mut scene = Scene::new(width, height, Rgba::rgb(250, 248, 243));
     for (i, panel) in comic.panels.iter().enumerate() {
         let (c, r) = (i % cols, i / cols);
@@ -328,7 +432,12 @@ pub fn grid_page(fonts: &mut Fonts, comic: &Comic, width: f32) -> Result<Scene, 
         scene.ops.extend(panel_ops(fonts, panel, rect));
     }
     let title_box = Rect::new(margin, margin * 0.5, width - 2.0 * margin, title_h);
-    let label_box = Rect::new(width * 0.5, height - footer_h - margin * 0.25, width * 0.5 - margin, footer_h * 0.8);
+    let label_box = Rect::new(
+        width * 0.5,
+        height - footer_h - margin * 0.25,
+        width * 0.5 - margin,
+        footer_h * 0.8,
+    );
     title_and_label(fonts, &mut scene, comic, title_box, label_box);
     Ok(scene)
 }
@@ -342,7 +451,11 @@ pub fn webtoon(fonts: &mut Fonts, comic: &Comic, width: f32) -> Result<Scene, Co
     }
     let margin = width * 0.05;
     let gap = width * 0.12;
-    let title_h = if comic.title.is_some() { width * 0.14 } else { margin };
+    let title_h = if comic.title.is_some() {
+        width * 0.14
+    } else {
+        margin
+    };
     let pw = width - 2.0 * margin;
     let heights: Vec<f32> = comic
         .panels
@@ -350,15 +463,26 @@ pub fn webtoon(fonts: &mut Fonts, comic: &Comic, width: f32) -> Result<Scene, Co
         .map(|p| (pw * p.image.height() as f32 / p.image.width() as f32).clamp(pw * 0.5, pw * 1.5))
         .collect();
     let footer_h = width * 0.09;
-    let height = title_h + heights.iter().sum::<f32>() + gap * (heights.len() as f32 - 1.0) + footer_h + margin;
+    let height = title_h
+        + heights.iter().sum::<f32>()
+        + gap * (heights.len() as f32 - 1.0)
+        + footer_h
+        + margin;
     let mut scene = Scene::new(width, height, Rgba::WHITE);
     let mut y = title_h;
     for (panel, h) in comic.panels.iter().zip(&heights) {
-        scene.ops.extend(panel_ops(fonts, panel, Rect::new(margin, y, pw, *h)));
+        scene
+            .ops
+            .extend(panel_ops(fonts, panel, Rect::new(margin, y, pw, *h)));
         y += h + gap;
     }
     let title_box = Rect::new(margin, title_h * 0.15, pw, title_h * 0.7);
-    let label_box = Rect::new(width * 0.4, height - margin - footer_h * 0.5, width * 0.6 - margin, footer_h * 0.45);
+    let label_box = Rect::new(
+        width * 0.4,
+        height - margin - footer_h * 0.5,
+        width * 0.6 - margin,
+        footer_h * 0.45,
+    );
     title_and_label(fonts, &mut scene, comic, title_box, label_box);
     Ok(scene)
 }

@@ -7,17 +7,37 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cosmic_text::fontdb;
-use cosmic_text::{Attrs, Buffer, Family, FontSystem, LayoutGlyph, Metrics, Shaping, SwashCache, Weight, Wrap};
+use cosmic_text::{
+    Attrs, Buffer, Family, FontSystem, LayoutGlyph, Metrics, Shaping, SwashCache, Weight, Wrap,
+};
 use serde::{Deserialize, Serialize};
 
 /// One bundled font file: name, bytes. All are SIL OFL 1.1 (see `fonts/COPYRIGHT.*`).
 const FONT_FILES: &[(&str, &[u8])] = &[
-    ("NanumSquareR.ttf", include_bytes!("../fonts/NanumSquareR.ttf")),
-    ("NanumSquareB.ttf", include_bytes!("../fonts/NanumSquareB.ttf")),
-    ("NanumMyeongjo.ttf", include_bytes!("../fonts/NanumMyeongjo.ttf")),
-    ("NanumMyeongjoBold.ttf", include_bytes!("../fonts/NanumMyeongjoBold.ttf")),
-    ("NanumSquareRoundB.ttf", include_bytes!("../fonts/NanumSquareRoundB.ttf")),
-    ("NotoColorEmoji.ttf", include_bytes!("../fonts/NotoColorEmoji.ttf")),
+    (
+        "NanumSquareR.ttf",
+        include_bytes!("../fonts/NanumSquareR.ttf"),
+    ),
+    (
+        "NanumSquareB.ttf",
+        include_bytes!("../fonts/NanumSquareB.ttf"),
+    ),
+    (
+        "NanumMyeongjo.ttf",
+        include_bytes!("../fonts/NanumMyeongjo.ttf"),
+    ),
+    (
+        "NanumMyeongjoBold.ttf",
+        include_bytes!("../fonts/NanumMyeongjoBold.ttf"),
+    ),
+    (
+        "NanumSquareRoundB.ttf",
+        include_bytes!("../fonts/NanumSquareRoundB.ttf"),
+    ),
+    (
+        "NotoColorEmoji.ttf",
+        include_bytes!("../fonts/NotoColorEmoji.ttf"),
+    ),
 ];
 
 /// A typeface choice by role, so presets name a look rather than a file.
@@ -67,7 +87,9 @@ pub struct Fonts {
 
 impl std::fmt::Debug for Fonts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fonts").field("faces", &self.bytes.len()).finish()
+        f.debug_struct("Fonts")
+            .field("faces", &self.bytes.len())
+            .finish()
     }
 }
 
@@ -112,7 +134,14 @@ impl Fonts {
     }
 
     /// Shapes `text` as a single line (no wrapping) with font fallback.
-    pub fn shape(&mut self, text: &str, face: Face, bold: bool, size: f32, line_height: f32) -> Shaped {
+    pub fn shape(
+        &mut self,
+        text: &str,
+        face: Face,
+        bold: bool,
+        size: f32,
+        line_height: f32,
+    ) -> Shaped {
         let attrs = Attrs::new()
             .family(Family::Name(face.family()))
             .weight(if bold { Weight::BOLD } else { Weight::NORMAL });

@@ -36,7 +36,12 @@ impl Rect {
 
     /// The box shrunk by `d` on every side (never below zero size).
     pub fn inset(&self, d: f32) -> Rect {
-        Rect::new(self.x + d, self.y + d, (self.w - 2.0 * d).max(0.0), (self.h - 2.0 * d).max(0.0))
+        Rect::new(
+            self.x + d,
+            self.y + d,
+            (self.w - 2.0 * d).max(0.0),
+            (self.h - 2.0 * d).max(0.0),
+        )
     }
 
     /// Aspect ratio width / height.
@@ -59,8 +64,16 @@ impl Serialize for Rect {
 impl<'de> Deserialize<'de> for Rect {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let [x, y, w, h] = <[f32; 4]>::deserialize(d)?;
-        if !(w >= 0.0 && h >= 0.0 && x.is_finite() && y.is_finite() && w.is_finite() && h.is_finite()) {
-            return Err(serde::de::Error::custom("a box is [x, y, width, height] with width, height >= 0"));
+        if !(w >= 0.0
+            && h >= 0.0
+            && x.is_finite()
+            && y.is_finite()
+            && w.is_finite()
+            && h.is_finite())
+        {
+            return Err(serde::de::Error::custom(
+                "a box is [x, y, width, height] with width, height >= 0",
+            ));
         }
         Ok(Rect::new(x, y, w, h))
     }
@@ -112,7 +125,11 @@ impl FromStr for Rgba {
         let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad());
         match hex.len() {
             3 => {
-                let d = |i: usize| u8::from_str_radix(&hex[i..i + 1], 16).map(|v| v * 17).map_err(|_| bad());
+                let d = |i: usize| {
+                    u8::from_str_radix(&hex[i..i + 1], 16)
+                        .map(|v| v * 17)
+                        .map_err(|_| bad())
+                };
                 Ok(Rgba([d(0)?, d(1)?, d(2)?, 255]))
             }
             6 => Ok(Rgba([byte(0)?, byte(2)?, byte(4)?, 255])),
@@ -152,9 +169,19 @@ mod tests {
 
     #[test]
     fn colours_parse_and_print() {
-        assert_eq!("#ff8000".parse::<Rgba>().ok(), Some(Rgba([255, 128, 0, 255])));
+        assert_eq!(
+            "#ff8000".parse::<Rgba>().ok(),
+            Some(Rgba([255, 128, 0, 255]))
+        );
         assert_eq!("#fff".parse::<Rgba>().ok(), Some(Rgba::WHITE));
-        assert_eq!("#00000080".parse::<Rgba>().map(|c| c.to_string()).ok().as_deref(), Some("#00000080"));
+        assert_eq!(
+            "#00000080"
+                .parse::<Rgba>()
+                .map(|c| c.to_string())
+                .ok()
+                .as_deref(),
+            Some("#00000080")
+        );
         assert!("red".parse::<Rgba>().is_err());
         assert!("#gg0000".parse::<Rgba>().is_err());
         assert!("#한국".parse::<Rgba>().is_err());

@@ -9,7 +9,10 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use image::RgbaImage;
-use tiny_skia::{FillRule, Paint, PathBuilder, Pattern, Pixmap, PremultipliedColorU8, Stroke, StrokeDash, Transform};
+use tiny_skia::{
+    FillRule, Paint, PathBuilder, Pattern, Pixmap, PremultipliedColorU8, Stroke, StrokeDash,
+    Transform,
+};
 
 use crate::error::ComposeError;
 use crate::fonts::Fonts;
@@ -62,7 +65,13 @@ impl Shape {
         let r = r.clamp(0.0, rect.w.min(rect.h) / 2.0);
         let (x0, y0, x1, y1) = (rect.x, rect.y, rect.right(), rect.bottom());
         if r <= 0.0 {
-            return vec![Seg::Move(x0, y0), Seg::Line(x1, y0), Seg::Line(x1, y1), Seg::Line(x0, y1), Seg::Close];
+            return vec![
+                Seg::Move(x0, y0),
+                Seg::Line(x1, y0),
+                Seg::Line(x1, y1),
+                Seg::Line(x0, y1),
+                Seg::Close,
+            ];
         }
         let k = r * (1.0 - KAPPA);
         vec![
@@ -81,7 +90,12 @@ impl Shape {
 
     /// An ellipse inscribed in `rect`.
     pub fn ellipse(rect: Rect) -> Vec<Seg> {
-        let (cx, cy, rx, ry) = (rect.x + rect.w / 2.0, rect.y + rect.h / 2.0, rect.w / 2.0, rect.h / 2.0);
+        let (cx, cy, rx, ry) = (
+            rect.x + rect.w / 2.0,
+            rect.y + rect.h / 2.0,
+            rect.w / 2.0,
+            rect.h / 2.0,
+        );
         let (kx, ky) = (rx * KAPPA, ry * KAPPA);
         vec![
             Seg::Move(cx + rx, cy),
@@ -180,7 +194,14 @@ fn skia_path(segs: &[Seg], scale: f32) -> Option<tiny_skia::Path> {
             Seg::Move(x, y) => pb.move_to(x * scale, y * scale),
             Seg::Line(x, y) => pb.line_to(x * scale, y * scale),
             Seg::Quad(a, b, x, y) => pb.quad_to(a * scale, b * scale, x * scale, y * scale),
-            Seg::Cubic(a, b, c, d, x, y) => pb.cubic_to(a * scale, b * scale, c * scale, d * scale, x * scale, y * scale),
+            Seg::Cubic(a, b, c, d, x, y) => pb.cubic_to(
+                a * scale,
+                b * scale,
+                c * scale,
+                d * scale,
+                x * scale,
+                y * scale,
+            ),
             Seg::Close => pb.close(),
         }
     }
@@ -244,7 +265,12 @@ pub fn fitted(rect: Rect, iw: f32, ih: f32, fit: Fit) -> Rect {
         Fit::Contain => (rect.w / iw).min(rect.h / ih),
     };
     let (w, h) = (iw * s, ih * s);
-    Rect::new(rect.x + (rect.w - w) / 2.0, rect.y + (rect.h - h) / 2.0, w, h)
+    Rect::new(
+        rect.x + (rect.w - w) / 2.0,
+        rect.y + (rect.h - h) / 2.0,
+        w,
+        h,
+    )
 }
 
 impl Scene {
@@ -259,41 +285,79 @@ impl Scene {
     }
 
     /// Renders to pixels.
-    pub fn render(&self, fonts: &mut Fonts, opts: RasterOptions) -> Result<RgbaImage, ComposeError> {
+    pub fn render(
+        &self,
+        fonts: &mut Fonts,
+        opts: RasterOptions,
+    ) -> Result<RgbaImage, ComposeError> {
         let s = opts.scale;
-        let (w, h) = ((self.width * s).round() as u32, (self.height * s).round() as u32);
-        let mut pm = Pixmap::new(w, h).ok_or(ComposeError::Size { width: w, height: h })?;
+        let (w, h) = (
+            (self.width * s).round() as u32,
+            (self.height * s).round() as u32,
+        );
+        let mut pm = Pixmap::new(w, h).ok_or(ComposeError::Size {
+            width: w,
+            height: h,
+        })?;
         pm.fill(self.background.skia());
         for op in &self.ops {
             match op {
                 Op::Shape(shape) => {
-                    let Some(path) = skia_path(&shape.path, s) else { continue };
+                    let Some(path) = skia_path(&shape.path, s) else {
+                        continue;
+                    };
                     if let Some(fill) = shape.fill {
-                        pm.fill_path(&path, &solid(fill), FillRule::Winding, Transform::identity(), None);
+                        pm.fill_path(
+                            &path,
+                            &solid(fill),
+                            FillRule::Winding,
+                            Transform::identity(),
+                            None,
+                        );
                     }
                     if let Some(line) = &shape.stroke {
                         let stroke = Stroke {
                             width: line.width * s,
-                            dash: line.dash.and_then(|[a, b]| StrokeDash::new(vec![a * s, b * s], 0.0)),
+                            dash: line
+                                .dash
+                                .and_then(|[a, b]| StrokeDash::new(vec![a * s, b * s], 0.0)),
                             ..Stroke::default()
                         };
-                        pm.stroke_path(&path, &solid(line.color), &stroke, Transform::identity(), None);
+                        pm.stroke_path(
+                            &path,
+                            &solid(line.color),
+                            &stroke,
+                            Transform::identity(),
+                            None,
+                        );
                     }
                 }
-                Op::Image { rect, image, fit, radius } => {
+                Op::Image {
+                    rect,
+                    image,
+                    fit,
+                    radius,
+                } => {
                     let (iw, ih) = image.dimensions();
                     if iw == 0 || ih == 0 {
                         continue;
                     }
                     let dest = fitted(*rect, iw as f32, ih as f32, *fit);
                     let scaled = prescale(image, dest.w * s, dest.h * s);
-                    let Some(src) = to_pixmap(&scaled) else { continue };
+                    let Some(src) = to_pixmap(&scaled) else {
+                        continue;
+                    };
                     let clip = match fit {
                         Fit::Cover => *rect,
                         Fit::Contain => dest,
                     };
-                    let Some(path) = skia_path(&Shape::round_rect(clip, *radius), s) else { continue };
-                    let (sx, sy) = (dest.w * s / src.width() as f32, dest.h * s / src.height() as f32);
+                    let Some(path) = skia_path(&Shape::round_rect(clip, *radius), s) else {
+                        continue;
+                    };
+                    let (sx, sy) = (
+                        dest.w * s / src.width() as f32,
+                        dest.h * s / src.height() as f32,
+                    );
                     let pattern = Pattern::new(
                         src.as_ref(),
                         tiny_skia::SpreadMode::Pad,
@@ -306,7 +370,13 @@ impl Scene {
                         anti_alias: true,
                         ..Paint::default()
                     };
-                    pm.fill_path(&path, &paint, FillRule::Winding, Transform::identity(), None);
+                    pm.fill_path(
+                        &path,
+                        &paint,
+                        FillRule::Winding,
+                        Transform::identity(),
+                        None,
+                    );
                 }
                 Op::Text(layout) => draw_text(&mut pm, fonts, layout, s, opts.clip_text),
                 Op::Svg { rect, tree } => {
@@ -342,7 +412,10 @@ impl Scene {
                 .ok_or(ComposeError::Pdf("page size must be positive".into()))?;
             let mut page = doc.start_page_with(settings);
             let mut surface = page.surface();
-            if let Some(bg) = krilla_path(&Shape::round_rect(Rect::new(0.0, 0.0, scene.width, scene.height), 0.0)) {
+            if let Some(bg) = krilla_path(&Shape::round_rect(
+                Rect::new(0.0, 0.0, scene.width, scene.height),
+                0.0,
+            )) {
                 surface.set_fill(Some(krilla_fill(scene.background)));
                 surface.set_stroke(None);
                 surface.draw_path(&bg);
@@ -350,21 +423,35 @@ impl Scene {
             for op in &scene.ops {
                 match op {
                     Op::Shape(shape) => {
-                        let Some(path) = krilla_path(&shape.path) else { continue };
+                        let Some(path) = krilla_path(&shape.path) else {
+                            continue;
+                        };
                         surface.set_fill(shape.fill.map(krilla_fill));
-                        surface.set_stroke(shape.stroke.as_ref().map(|l| krilla::paint::Stroke {
-                            paint: krilla::color::rgb::Color::new(l.color.0[0], l.color.0[1], l.color.0[2]).into(),
-                            width: l.width,
-                            opacity: opacity(l.color),
-                            dash: l.dash.map(|[a, b]| krilla::paint::StrokeDash {
-                                array: vec![a, b],
-                                offset: 0.0,
-                            }),
-                            ..Default::default()
+                        surface.set_stroke(shape.stroke.as_ref().map(|l| {
+                            krilla::paint::Stroke {
+                                paint: krilla::color::rgb::Color::new(
+                                    l.color.0[0],
+                                    l.color.0[1],
+                                    l.color.0[2],
+                                )
+                                .into(),
+                                width: l.width,
+                                opacity: opacity(l.color),
+                                dash: l.dash.map(|[a, b]| krilla::paint::StrokeDash {
+                                    array: vec![a, b],
+                                    offset: 0.0,
+                                }),
+                                ..Default::default()
+                            }
                         }));
                         surface.draw_path(&path);
                     }
-                    Op::Image { rect, image, fit, radius } => {
+                    Op::Image {
+                        rect,
+                        image,
+                        fit,
+                        radius,
+                    } => {
                         let (iw, ih) = image.dimensions();
                         if iw == 0 || ih == 0 {
                             continue;
@@ -375,10 +462,16 @@ impl Scene {
                             Fit::Contain => dest,
                         };
                         let pdf_image = pdf_image(image)?;
-                        let Some(clip_path) = krilla_path(&Shape::round_rect(clip, *radius)) else { continue };
-                        let Some(size) = Size::from_wh(dest.w, dest.h) else { continue };
+                        let Some(clip_path) = krilla_path(&Shape::round_rect(clip, *radius)) else {
+                            continue;
+                        };
+                        let Some(size) = Size::from_wh(dest.w, dest.h) else {
+                            continue;
+                        };
                         surface.push_clip_path(&clip_path, &krilla::paint::FillRule::NonZero);
-                        surface.push_transform(&krilla::geom::Transform::from_translate(dest.x, dest.y));
+                        surface.push_transform(&krilla::geom::Transform::from_translate(
+                            dest.x, dest.y,
+                        ));
                         surface.draw_image(pdf_image, size);
                         surface.pop();
                         surface.pop();
@@ -390,20 +483,30 @@ impl Scene {
                             for run in runs(&line.glyphs) {
                                 let first = &line.glyphs[run.start];
                                 let id = first.font_id;
-                                let font = match pdf_fonts.get(&id) {
-                                    Some(f) => f.clone(),
-                                    None => {
-                                        let (data, index) = fonts.face_data(id).ok_or(ComposeError::Pdf("unknown font".into()))?;
-                                        let f = krilla::text::Font::new(krilla::Data::from(data), index)
-                                            .ok_or(ComposeError::Pdf("a bundled font could not be read".into()))?;
-                                        pdf_fonts.insert(id, f.clone());
-                                        f
-                                    }
-                                };
+                                let font =
+                                    match pdf_fonts.get(&id) {
+                                        Some(f) => f.clone(),
+                                        None => {
+                                            let (data, index) = fonts
+                                                .face_data(id)
+                                                .ok_or(ComposeError::Pdf("unknown font".into()))?;
+                                            let f = krilla::text::Font::new(
+                                                krilla::Data::from(data),
+                                                index,
+                                            )
+                                            .ok_or(ComposeError::Pdf(
+                                                "a bundled font could not be read".into(),
+                                            ))?;
+                                            pdf_fonts.insert(id, f.clone());
+                                            f
+                                        }
+                                    };
                                 let glyphs = &line.glyphs[run.clone()];
                                 let t0 = glyphs.iter().map(|g| g.start).min().unwrap_or(0);
                                 let t1 = glyphs.iter().map(|g| g.end).max().unwrap_or(t0);
-                                let Some(text) = line.text.get(t0..t1) else { continue };
+                                let Some(text) = line.text.get(t0..t1) else {
+                                    continue;
+                                };
                                 let size = first.font_size;
                                 let kg: Vec<krilla::text::KrillaGlyph> = glyphs
                                     .iter()
@@ -419,20 +522,26 @@ impl Scene {
                                         )
                                     })
                                     .collect();
-                                let origin = Point::from_xy(layout.rect.x + line.x + first.x, layout.rect.y + line.baseline);
+                                let origin = Point::from_xy(
+                                    layout.rect.x + line.x + first.x,
+                                    layout.rect.y + line.baseline,
+                                );
                                 surface.draw_glyphs(origin, &kg, font, text, size, false);
                             }
                         }
                     }
                     Op::Svg { .. } => {
-                        return Err(ComposeError::Pdf("SVG artwork is drawn into PNG only".into()));
+                        return Err(ComposeError::Pdf(
+                            "SVG artwork is drawn into PNG only".into(),
+                        ));
                     }
                 }
             }
             surface.finish();
             page.finish();
         }
-        doc.finish().map_err(|e| ComposeError::Pdf(format!("{e:?}")))
+        doc.finish()
+            .map_err(|e| ComposeError::Pdf(format!("{e:?}")))
     }
 }
 
@@ -441,7 +550,10 @@ fn runs(glyphs: &[cosmic_text::LayoutGlyph]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=glyphs.len() {
-        if i == glyphs.len() || glyphs[i].font_id != glyphs[start].font_id || glyphs[i].font_size != glyphs[start].font_size {
+        if i == glyphs.len()
+            || glyphs[i].font_id != glyphs[start].font_id
+            || glyphs[i].font_size != glyphs[start].font_size
+        {
             if start < i {
                 out.push(start..i);
             }
@@ -452,7 +564,8 @@ fn runs(glyphs: &[cosmic_text::LayoutGlyph]) -> Vec<std::ops::Range<usize>> {
 }
 
 fn opacity(c: Rgba) -> krilla::num::NormalizedF32 {
-    krilla::num::NormalizedF32::new(c.0[3] as f32 / 255.0).unwrap_or(krilla::num::NormalizedF32::ONE)
+    krilla::num::NormalizedF32::new(c.0[3] as f32 / 255.0)
+        .unwrap_or(krilla::num::NormalizedF32::ONE)
 }
 
 fn krilla_fill(c: Rgba) -> krilla::paint::Fill {
@@ -484,7 +597,8 @@ fn pdf_image(image: &RgbaImage) -> Result<krilla::image::Image, ComposeError> {
     if opaque {
         let rgb = image::DynamicImage::ImageRgba8(image.clone()).to_rgb8();
         let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(Cursor::new(&mut bytes), 90);
-        rgb.write_with_encoder(enc).map_err(|e| ComposeError::Pdf(e.to_string()))?;
+        rgb.write_with_encoder(enc)
+            .map_err(|e| ComposeError::Pdf(e.to_string()))?;
         krilla::image::Image::from_jpeg(krilla::Data::from(bytes), true).map_err(ComposeError::Pdf)
     } else {
         image
@@ -509,25 +623,32 @@ fn draw_text(pm: &mut Pixmap, fonts: &mut Fonts, layout: &Layout, scale: f32, cl
         (0, 0, w, h)
     };
     let (cx0, cy0, cx1, cy1) = (cx0.max(0), cy0.max(0), cx1.min(w), cy1.min(h));
-    let base = cosmic_text::Color::rgba(layout.color.0[0], layout.color.0[1], layout.color.0[2], layout.color.0[3]);
+    let base = cosmic_text::Color::rgba(
+        layout.color.0[0],
+        layout.color.0[1],
+        layout.color.0[2],
+        layout.color.0[3],
+    );
     let pixels = pm.pixels_mut();
     for line in &layout.lines {
         let origin = ((r.x + line.x) * scale, (r.y + line.baseline) * scale);
         for glyph in &line.glyphs {
             let pg = glyph.physical(origin, scale);
-            fonts.cache.with_pixels(&mut fonts.system, pg.cache_key, base, |x, y, c| {
-                let (px, py) = (pg.x + x, pg.y + y);
-                if px < cx0 || py < cy0 || px >= cx1 || py >= cy1 {
-                    return;
-                }
-                // Mask glyphs come back with the base colour and coverage as alpha; scale by the
-                // colour's own alpha for translucent text.
-                let a = (c.a() as u32 * layout.color.0[3] as u32 / 255) as u8;
-                let idx = (py * w + px) as usize;
-                if let Some(p) = pixels.get_mut(idx) {
-                    blend(p, [c.r(), c.g(), c.b(), a]);
-                }
-            });
+            fonts
+                .cache
+                .with_pixels(&mut fonts.system, pg.cache_key, base, |x, y, c| {
+                    let (px, py) = (pg.x + x, pg.y + y);
+                    if px < cx0 || py < cy0 || px >= cx1 || py >= cy1 {
+                        return;
+                    }
+                    // Mask glyphs come back with the base colour and coverage as alpha; scale by the
+                    // colour's own alpha for translucent text.
+                    let a = (c.a() as u32 * layout.color.0[3] as u32 / 255) as u8;
+                    let idx = (py * w + px) as usize;
+                    if let Some(p) = pixels.get_mut(idx) {
+                        blend(p, [c.r(), c.g(), c.b(), a]);
+                    }
+                });
         }
     }
 }
@@ -547,7 +668,8 @@ mod tests {
 
     #[test]
     fn blending_is_source_over() {
-        let mut p = PremultipliedColorU8::from_rgba(0, 0, 0, 255).unwrap_or(PremultipliedColorU8::TRANSPARENT);
+        let mut p = PremultipliedColorU8::from_rgba(0, 0, 0, 255)
+            .unwrap_or(PremultipliedColorU8::TRANSPARENT);
         blend(&mut p, [255, 255, 255, 128]);
         assert!((p.red() as i32 - 128).abs() <= 1 && p.alpha() == 255);
     }

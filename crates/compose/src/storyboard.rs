@@ -64,11 +64,17 @@ fn grid(n: usize) -> (usize, usize) {
 pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeError> {
     let n = board.cuts.len();
     if !(4..=8).contains(&n) {
-        return Err(ComposeError::invalid("cuts", format!("a storyboard has 4 to 8 cuts, got {n}")));
+        return Err(ComposeError::invalid(
+            "cuts",
+            format!("a storyboard has 4 to 8 cuts, got {n}"),
+        ));
     }
     for (i, c) in board.cuts.iter().enumerate() {
         if !(c.duration_s.is_finite() && c.duration_s > 0.0 && c.duration_s <= 600.0) {
-            return Err(ComposeError::invalid(format!("cuts[{i}].duration_s"), "must be within (0, 600] seconds"));
+            return Err(ComposeError::invalid(
+                format!("cuts[{i}].duration_s"),
+                "must be within (0, 600] seconds",
+            ));
         }
     }
     let accent = board.accent.unwrap_or(Rgba::rgb(0x1f, 0x3a, 0x5f));
@@ -92,7 +98,11 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
         ..TextStyle::default()
     };
     let title_box = Rect::new(header.x, header.y, header.w * 0.62, 26.0);
-    scene.ops.push(Op::Text(fonts.layout(&board.title, title_box, &title_style)));
+    scene.ops.push(Op::Text(fonts.layout(
+        &board.title,
+        title_box,
+        &title_style,
+    )));
     let sub_style = TextStyle {
         bold: false,
         max_size: 10.0,
@@ -102,9 +112,16 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
         ..title_style.clone()
     };
     let sub_box = Rect::new(header.x, header.y + 27.0, header.w * 0.62, 18.0);
-    scene.ops.push(Op::Text(fonts.layout(&board.subtitle, sub_box, &sub_style)));
+    scene
+        .ops
+        .push(Op::Text(fonts.layout(&board.subtitle, sub_box, &sub_style)));
     let totals = format!("{n}컷 · 총 {} · A4", seconds(total));
-    let totals_box = Rect::new(header.x + header.w * 0.62, header.y + 2.0, header.w * 0.38, 20.0);
+    let totals_box = Rect::new(
+        header.x + header.w * 0.62,
+        header.y + 2.0,
+        header.w * 0.38,
+        20.0,
+    );
     scene.ops.push(Op::Text(fonts.layout(
         &totals,
         totals_box,
@@ -118,7 +135,12 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
         },
     )));
     if let Some(label) = board.label.as_deref().filter(|l| !l.trim().is_empty()) {
-        let lb = Rect::new(header.x + header.w * 0.62, header.y + 25.0, header.w * 0.38, 18.0);
+        let lb = Rect::new(
+            header.x + header.w * 0.62,
+            header.y + 25.0,
+            header.w * 0.38,
+            18.0,
+        );
         let style = TextStyle {
             align: Align::Right,
             valign: VAlign::Middle,
@@ -130,13 +152,21 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
             ..sub_style.clone()
         };
         let layout = fonts.layout(label, Rect::new(lb.x, lb.y, lb.w - 5.0, lb.h), &style);
-        let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max) + (layout.rect.w - layout.inner_width) + 10.0;
+        let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
+            + (layout.rect.w - layout.inner_width)
+            + 10.0;
         let pill = Rect::new(lb.right() - tw.min(lb.w), lb.y, tw.min(lb.w), lb.h);
-        scene.ops.push(Op::Shape(Shape::filled(Shape::round_rect(pill, 9.0), Rgba([0, 0, 0, 200]))));
+        scene.ops.push(Op::Shape(Shape::filled(
+            Shape::round_rect(pill, 9.0),
+            Rgba([0, 0, 0, 200]),
+        )));
         scene.ops.push(Op::Text(layout));
     }
     scene.ops.push(Op::Shape(Shape::filled(
-        Shape::round_rect(Rect::new(margin, header.bottom() + 4.0, pw - 2.0 * margin, 1.5), 0.0),
+        Shape::round_rect(
+            Rect::new(margin, header.bottom() + 4.0, pw - 2.0 * margin, 1.5),
+            0.0,
+        ),
         accent,
     )));
 
@@ -168,7 +198,12 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
     };
     for (i, cut) in board.cuts.iter().enumerate() {
         let (c, r) = (i % cols, i / cols);
-        let cell = Rect::new(area.x + c as f32 * (cw + gap), area.y + r as f32 * (ch + gap), cw, ch);
+        let cell = Rect::new(
+            area.x + c as f32 * (cw + gap),
+            area.y + r as f32 * (ch + gap),
+            cw,
+            ch,
+        );
         scene.ops.push(Op::Shape(Shape {
             path: Shape::round_rect(cell, 4.0),
             fill: Some(Rgba::rgb(0xf6, 0xf7, 0xf9)),
@@ -180,7 +215,9 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
         }));
         // Cut bar: number left, duration right.
         let bar = Rect::new(cell.x, cell.y, cell.w, 16.0);
-        scene.ops.push(Op::Shape(Shape::filled(top_rounded(bar, 4.0), accent)));
+        scene
+            .ops
+            .push(Op::Shape(Shape::filled(top_rounded(bar, 4.0), accent)));
         let bar_style = TextStyle {
             bold: true,
             max_size: 8.5,
@@ -190,7 +227,11 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
             max_lines: 1,
             ..body_style.clone()
         };
-        scene.ops.push(Op::Text(fonts.layout(&format!("CUT {}", i + 1), bar.inset(2.0), &bar_style)));
+        scene.ops.push(Op::Text(fonts.layout(
+            &format!("CUT {}", i + 1),
+            bar.inset(2.0),
+            &bar_style,
+        )));
         scene.ops.push(Op::Text(fonts.layout(
             &seconds(cut.duration_s),
             bar.inset(2.0),
@@ -203,7 +244,10 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
         // At most half the cell, so two-row sheets keep room for three readable fields.
         let frame_h = ((cell.w - 8.0) * 9.0 / 16.0).min(cell.h * 0.48);
         let frame = Rect::new(cell.x + 4.0, bar.bottom() + 4.0, cell.w - 8.0, frame_h);
-        scene.ops.push(Op::Shape(Shape::filled(Shape::round_rect(frame, 2.0), Rgba::rgb(0x22, 0x24, 0x28))));
+        scene.ops.push(Op::Shape(Shape::filled(
+            Shape::round_rect(frame, 2.0),
+            Rgba::rgb(0x22, 0x24, 0x28),
+        )));
         match &cut.image {
             Some(img) => scene.ops.push(Op::Image {
                 rect: frame,
@@ -229,11 +273,25 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
         let bodies = (cell.bottom() - 4.0 - text_top - 3.0 * cap_h).max(0.0);
         let shares = [0.36, 0.24, 0.40];
         let mut y = text_top;
-        for ((caption, body), share) in [(SCENE, &cut.scene), (CAMERA, &cut.camera), (COPY, &cut.copy)].into_iter().zip(shares) {
+        for ((caption, body), share) in [
+            (SCENE, &cut.scene),
+            (CAMERA, &cut.camera),
+            (COPY, &cut.copy),
+        ]
+        .into_iter()
+        .zip(shares)
+        {
             let h = cap_h + bodies * share;
             let cap = Rect::new(cell.x + 4.0, y, cell.w - 8.0, cap_h);
-            scene.ops.push(Op::Text(fonts.layout(caption, cap, &caption_style)));
-            let body_box = Rect::new(cell.x + 4.0, y + cap.h, cell.w - 8.0, (h - cap.h - 2.0).max(0.0));
+            scene
+                .ops
+                .push(Op::Text(fonts.layout(caption, cap, &caption_style)));
+            let body_box = Rect::new(
+                cell.x + 4.0,
+                y + cap.h,
+                cell.w - 8.0,
+                (h - cap.h - 2.0).max(0.0),
+            );
             let style = if caption == COPY {
                 TextStyle {
                     bold: true,
@@ -242,7 +300,9 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
             } else {
                 body_style.clone()
             };
-            scene.ops.push(Op::Text(fonts.layout(body, body_box, &style)));
+            scene
+                .ops
+                .push(Op::Text(fonts.layout(body, body_box, &style)));
             y += h;
         }
     }
@@ -280,7 +340,14 @@ fn top_rounded(r: Rect, radius: f32) -> Vec<crate::scene::Seg> {
         Seg::Line(r.x, r.y + radius),
         Seg::Cubic(r.x, r.y + k, r.x + k, r.y, r.x + radius, r.y),
         Seg::Line(r.right() - radius, r.y),
-        Seg::Cubic(r.right() - k, r.y, r.right(), r.y + k, r.right(), r.y + radius),
+        Seg::Cubic(
+            r.right() - k,
+            r.y,
+            r.right(),
+            r.y + k,
+            r.right(),
+            r.y + radius,
+        ),
         Seg::Line(r.right(), r.bottom()),
         Seg::Close,
     ]
@@ -315,7 +382,10 @@ mod tests {
         }
         let mut b = board(4);
         b.cuts[2].duration_s = f32::NAN;
-        assert!(sheet(&mut fonts, &b).expect_err("nan").to_string().starts_with("cuts[2].duration_s"));
+        assert!(sheet(&mut fonts, &b)
+            .expect_err("nan")
+            .to_string()
+            .starts_with("cuts[2].duration_s"));
     }
 
     #[test]

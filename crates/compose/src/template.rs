@@ -161,7 +161,10 @@ pub struct Fill {
 
 impl Preset {
     /// Parses a preset from its TOML and a loader for the SVG files it names.
-    pub fn parse(toml_text: &str, mut read: impl FnMut(&str) -> Option<String>) -> Result<Self, ComposeError> {
+    pub fn parse(
+        toml_text: &str,
+        mut read: impl FnMut(&str) -> Option<String>,
+    ) -> Result<Self, ComposeError> {
         let mut p: Preset = toml::from_str(toml_text).map_err(|e| ComposeError::Preset {
             name: "preset.toml".into(),
             message: e.to_string(),
@@ -208,7 +211,13 @@ impl Preset {
                 return Err(at("duplicate slot name"));
             }
             let r = s.rect;
-            if r.x < 0.0 || r.y < 0.0 || r.right() > w + 0.5 || r.bottom() > h + 0.5 || r.w <= 0.0 || r.h <= 0.0 {
+            if r.x < 0.0
+                || r.y < 0.0
+                || r.right() > w + 0.5
+                || r.bottom() > h + 0.5
+                || r.w <= 0.0
+                || r.h <= 0.0
+            {
                 return Err(at("box must lie inside the canvas"));
             }
             if let Some([max, min]) = s.size {
@@ -217,7 +226,8 @@ impl Preset {
                 }
             }
             for c in [&s.color, &s.background].into_iter().flatten() {
-                self.color(c, &BTreeMap::new()).map_err(|_| at(&format!("colour {c:?} is neither #hex nor in the palette")))?;
+                self.color(c, &BTreeMap::new())
+                    .map_err(|_| at(&format!("colour {c:?} is neither #hex nor in the palette")))?;
             }
         }
         if let Some(bg) = &self.background {
@@ -238,7 +248,9 @@ impl Preset {
 
     fn color(&self, spec: &str, overrides: &BTreeMap<String, Rgba>) -> Result<Rgba, ComposeError> {
         if spec.starts_with('#') {
-            return spec.parse().map_err(|e: crate::geom::BadColor| self.err(e.to_string()));
+            return spec
+                .parse()
+                .map_err(|e: crate::geom::BadColor| self.err(e.to_string()));
         }
         overrides
             .get(spec)
@@ -247,7 +259,11 @@ impl Preset {
             .ok_or_else(|| self.err(format!("no palette colour {spec:?}")))
     }
 
-    fn svg(&self, text: &str, overrides: &BTreeMap<String, Rgba>) -> Result<Arc<resvg::usvg::Tree>, ComposeError> {
+    fn svg(
+        &self,
+        text: &str,
+        overrides: &BTreeMap<String, Rgba>,
+    ) -> Result<Arc<resvg::usvg::Tree>, ComposeError> {
         let mut text = text.to_string();
         for (k, v) in self.palette(overrides) {
             text = text.replace(&format!("{{{{{k}}}}}"), &v.to_string());
@@ -258,12 +274,18 @@ impl Preset {
     }
 
     /// The text style a text slot lays out with (palette overrides applied).
-    pub fn text_style(&self, slot: &Slot, overrides: &BTreeMap<String, Rgba>) -> Result<TextStyle, ComposeError> {
+    pub fn text_style(
+        &self,
+        slot: &Slot,
+        overrides: &BTreeMap<String, Rgba>,
+    ) -> Result<TextStyle, ComposeError> {
         let bg = match &self.background {
             Some(c) => self.color(c, overrides)?,
             None => Rgba::WHITE,
         };
-        let [max, min] = slot.size.unwrap_or([slot.rect.h * 0.6, 10.0_f32.min(slot.rect.h * 0.6)]);
+        let [max, min] = slot
+            .size
+            .unwrap_or([slot.rect.h * 0.6, 10.0_f32.min(slot.rect.h * 0.6)]);
         Ok(TextStyle {
             face: slot.face,
             bold: slot.bold,
@@ -301,13 +323,19 @@ impl Preset {
                 SlotKind::Image => {
                     let Some(img) = fill.images.get(field) else {
                         if slot.required {
-                            return Err(ComposeError::invalid(field, "this preset needs an image here"));
+                            return Err(ComposeError::invalid(
+                                field,
+                                "this preset needs an image here",
+                            ));
                         }
                         continue;
                     };
                     if let Some(bgc) = &slot.background {
                         let c = self.color(bgc, &fill.palette)?;
-                        scene.ops.push(Op::Shape(Shape::filled(Shape::round_rect(slot.rect, slot.radius), c)));
+                        scene.ops.push(Op::Shape(Shape::filled(
+                            Shape::round_rect(slot.rect, slot.radius),
+                            c,
+                        )));
                     }
                     scene.ops.push(Op::Image {
                         rect: slot.rect.inset(slot.padding),
@@ -317,7 +345,12 @@ impl Preset {
                     });
                 }
                 SlotKind::Text => {
-                    let text = fill.text.get(field).map(|s| s.trim()).filter(|s| !s.is_empty()).or(slot.text.as_deref());
+                    let text = fill
+                        .text
+                        .get(field)
+                        .map(|s| s.trim())
+                        .filter(|s| !s.is_empty())
+                        .or(slot.text.as_deref());
                     let Some(text) = text else {
                         if slot.required {
                             return Err(ComposeError::invalid(field, "must not be empty"));
@@ -329,8 +362,15 @@ impl Preset {
                     let layout = fonts.layout(text, inner, &style);
                     if let Some(bgc) = &slot.background {
                         let c = self.color(bgc, &fill.palette)?;
-                        let rect = if slot.hug { hug(&layout, slot) } else { slot.rect };
-                        scene.ops.push(Op::Shape(Shape::filled(Shape::round_rect(rect, slot.radius), c)));
+                        let rect = if slot.hug {
+                            hug(&layout, slot)
+                        } else {
+                            slot.rect
+                        };
+                        scene.ops.push(Op::Shape(Shape::filled(
+                            Shape::round_rect(rect, slot.radius),
+                            c,
+                        )));
                     }
                     scene.ops.push(Op::Text(layout));
                 }
@@ -349,7 +389,10 @@ impl Preset {
                         Some(c) => self.color(c, &fill.palette)?,
                         None => Rgba::WHITE,
                     };
-                    scene.ops.extend(qr_ops(data, slot.rect, fg, bgc, slot.radius).map_err(|m| ComposeError::invalid(field, m))?);
+                    scene.ops.extend(
+                        qr_ops(data, slot.rect, fg, bgc, slot.radius)
+                            .map_err(|m| ComposeError::invalid(field, m))?,
+                    );
                 }
             }
         }
@@ -374,7 +417,8 @@ pub fn ink_for(bg: Rgba) -> Rgba {
 
 /// The background box of a hugging slot: the text's extent plus padding, aligned like the text.
 fn hug(layout: &crate::text::Layout, slot: &Slot) -> Rect {
-    let text_w = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max) + 2.0 * (layout.rect.w - layout.inner_width) / 2.0;
+    let text_w = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
+        + 2.0 * (layout.rect.w - layout.inner_width) / 2.0;
     let w = (text_w + 2.0 * slot.padding).min(slot.rect.w);
     let x = match slot.align {
         Align::Left => slot.rect.x,
@@ -396,7 +440,15 @@ pub fn qr_ops(data: &str, rect: Rect, fg: Rgba, bg: Rgba, radius: f32) -> Result
     let x0 = rect.x + (rect.w - side) / 2.0 + quiet as f32 * module;
     let y0 = rect.y + (rect.h - side) / 2.0 + quiet as f32 * module;
     let mut ops = vec![Op::Shape(Shape::filled(
-        Shape::round_rect(Rect::new(rect.x + (rect.w - side) / 2.0, rect.y + (rect.h - side) / 2.0, side, side), radius),
+        Shape::round_rect(
+            Rect::new(
+                rect.x + (rect.w - side) / 2.0,
+                rect.y + (rect.h - side) / 2.0,
+                side,
+                side,
+            ),
+            radius,
+        ),
         bg,
     ))];
     // One path of all dark modules, row runs merged: fewer seams between neighbouring squares.
@@ -409,7 +461,12 @@ pub fn qr_ops(data: &str, rect: Rect, fg: Rgba, bg: Rgba, radius: f32) -> Result
                 while col < n && colors[row * n + col] == qrcode::Color::Dark {
                     col += 1;
                 }
-                let r = Rect::new(x0 + start as f32 * module, y0 + row as f32 * module, (col - start) as f32 * module, module);
+                let r = Rect::new(
+                    x0 + start as f32 * module,
+                    y0 + row as f32 * module,
+                    (col - start) as f32 * module,
+                    module,
+                );
                 path.extend([
                     Seg::Move(r.x, r.y),
                     Seg::Line(r.right(), r.y),

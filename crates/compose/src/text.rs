@@ -213,7 +213,13 @@ impl Fonts {
 
     /// Greedy keep-all line breaking at `size` within `width`; the flag is false when some single
     /// grapheme cluster is wider than `width` on its own.
-    pub fn break_lines(&mut self, text: &str, style: &TextStyle, size: f32, width: f32) -> (Vec<String>, bool) {
+    pub fn break_lines(
+        &mut self,
+        text: &str,
+        style: &TextStyle,
+        size: f32,
+        width: f32,
+    ) -> (Vec<String>, bool) {
         let mut out = Vec::new();
         let mut all_fit = true;
         for paragraph in text.split('\n') {
@@ -267,7 +273,13 @@ impl Fonts {
     }
 
     /// `line` shortened to end in an ellipsis within `width`, or `None` if not even "…" fits.
-    fn ellipsize(&mut self, line: &str, style: &TextStyle, size: f32, width: f32) -> Option<String> {
+    fn ellipsize(
+        &mut self,
+        line: &str,
+        style: &TextStyle,
+        size: f32,
+        width: f32,
+    ) -> Option<String> {
         let mut graphemes: Vec<&str> = line.graphemes(true).collect();
         loop {
             let head = graphemes.concat();
@@ -279,7 +291,15 @@ impl Fonts {
         }
     }
 
-    fn place(&mut self, lines: Vec<String>, rect: Rect, style: &TextStyle, size: f32, lh: f32, truncated: bool) -> Layout {
+    fn place(
+        &mut self,
+        lines: Vec<String>,
+        rect: Rect,
+        style: &TextStyle,
+        size: f32,
+        lh: f32,
+        truncated: bool,
+    ) -> Layout {
         let pitch = size * lh;
         let pad = inset(size);
         let inner_width = rect.w - 2.0 * pad;
@@ -334,7 +354,11 @@ impl Layout {
 
     /// All laid-out text joined with newlines (for tests and accessibility text).
     pub fn text(&self) -> String {
-        self.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n")
+        self.lines
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -381,9 +405,16 @@ mod tests {
     fn an_overlong_word_is_split_between_syllables() {
         let mut fonts = Fonts::new();
         let word = "가".repeat(40);
-        let l = fonts.layout(&word, Rect::new(0.0, 0.0, 100.0, 1000.0), &style(20.0, 20.0));
+        let l = fonts.layout(
+            &word,
+            Rect::new(0.0, 0.0, 100.0, 1000.0),
+            &style(20.0, 20.0),
+        );
         assert!(l.lines.len() > 1);
-        assert_eq!(l.lines.iter().map(|x| x.text.clone()).collect::<String>(), word);
+        assert_eq!(
+            l.lines.iter().map(|x| x.text.clone()).collect::<String>(),
+            word
+        );
         for line in &l.lines {
             assert!(line.width <= l.inner_width + 1e-3);
         }
@@ -396,7 +427,11 @@ mod tests {
             max_lines: 1,
             ..style(20.0, 20.0)
         };
-        let l = fonts.layout("one two three four five six seven", Rect::new(0.0, 0.0, 120.0, 500.0), &st);
+        let l = fonts.layout(
+            "one two three four five six seven",
+            Rect::new(0.0, 0.0, 120.0, 500.0),
+            &st,
+        );
         assert_eq!(l.lines.len(), 1);
         assert!(l.truncated);
     }

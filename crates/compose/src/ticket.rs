@@ -40,7 +40,10 @@ impl Presets {
     pub fn builtin() -> Result<Self, ComposeError> {
         let mut presets = BTreeMap::new();
         for dir in BUILTIN.dirs() {
-            let Some(toml_text) = dir.get_file(dir.path().join("preset.toml")).and_then(|f| f.contents_utf8()) else {
+            let Some(toml_text) = dir
+                .get_file(dir.path().join("preset.toml"))
+                .and_then(|f| f.contents_utf8())
+            else {
                 continue;
             };
             let p = Preset::parse(toml_text, |name| {
@@ -55,7 +58,10 @@ impl Presets {
 
     /// Adds every `*/preset.toml` under `root` (a later preset replaces a bundled one of the same name).
     pub fn load_dir(&mut self, root: &Path) -> Result<(), ComposeError> {
-        let mut dirs: Vec<_> = std::fs::read_dir(root)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut dirs: Vec<_> = std::fs::read_dir(root)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
         dirs.sort();
         for dir in dirs {
             if dir.join("preset.toml").is_file() {
@@ -74,7 +80,9 @@ impl Presets {
 
     /// A preset by name.
     pub fn get(&self, name: &str) -> Result<&Preset, ComposeError> {
-        self.presets.get(name).ok_or_else(|| ComposeError::UnknownPreset(name.to_string()))
+        self.presets
+            .get(name)
+            .ok_or_else(|| ComposeError::UnknownPreset(name.to_string()))
     }
 
     /// All presets, by name.
@@ -120,7 +128,11 @@ pub fn observe(image: &RgbaImage, title: &str, tagline: &str) -> Observed {
         sat += if mx > 0.0 { (mx - mn) / mx } else { 0.0 };
         n += 1.0;
     }
-    let (luma, saturation) = if n > 0.0 { (luma / n, sat / n) } else { (0.5, 0.0) };
+    let (luma, saturation) = if n > 0.0 {
+        (luma / n, sat / n)
+    } else {
+        (0.5, 0.0)
+    };
     let palette = if saturation >= 0.45 {
         "vivid"
     } else if luma < 0.35 {
@@ -193,15 +205,27 @@ pub struct Ticket {
 }
 
 /// Lays out a ticket.
-pub fn ticket(fonts: &mut Fonts, presets: &Presets, req: &TicketRequest) -> Result<Ticket, ComposeError> {
+pub fn ticket(
+    fonts: &mut Fonts,
+    presets: &Presets,
+    req: &TicketRequest,
+) -> Result<Ticket, ComposeError> {
     let field = |k: &str| req.fields.get(k).map(String::as_str).unwrap_or("");
-    let observed = req.image.as_ref().map(|img| observe(img, field("title"), field("tagline")));
+    let observed = req
+        .image
+        .as_ref()
+        .map(|img| observe(img, field("title"), field("tagline")));
     let name = match (&req.preset, &observed) {
         (Some(name), _) if name != "auto" => name.clone(),
         (_, Some(obs)) => choose(presets, obs)
             .map(|(n, _)| n.to_string())
             .ok_or_else(|| ComposeError::invalid("preset", "no presets are loaded"))?,
-        (_, None) => return Err(ComposeError::invalid("image", "an image is required to choose a preset")),
+        (_, None) => {
+            return Err(ComposeError::invalid(
+                "image",
+                "an image is required to choose a preset",
+            ))
+        }
     };
     let preset = presets.get(&name)?;
     let mut fill = Fill {
@@ -253,8 +277,16 @@ mod tests {
         let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
         assert!(names.len() >= 4, "{names:?}");
         for p in p.iter() {
-            assert!(p.slots.iter().any(|s| s.name == "qr"), "{} lacks a QR slot", p.name);
-            assert!(p.slots.iter().any(|s| s.name == "label"), "{} lacks a label slot", p.name);
+            assert!(
+                p.slots.iter().any(|s| s.name == "qr"),
+                "{} lacks a QR slot",
+                p.name
+            );
+            assert!(
+                p.slots.iter().any(|s| s.name == "label"),
+                "{} lacks a label slot",
+                p.name
+            );
         }
     }
 
@@ -262,8 +294,15 @@ mod tests {
     fn observation_follows_the_documented_rule() {
         let o = observe(&flat(300, 600, [10, 10, 12]), "짧은 제목", "");
         assert_eq!((o.aspect, o.palette, o.copy), ("portrait", "dark", "short"));
-        let o = observe(&flat(600, 300, [240, 240, 235]), "아주 긴 제목이 여기에 있습니다", "그리고 더 긴 태그라인");
-        assert_eq!((o.aspect, o.palette, o.copy), ("landscape", "light", "long"));
+        let o = observe(
+            &flat(600, 300, [240, 240, 235]),
+            "아주 긴 제목이 여기에 있습니다",
+            "그리고 더 긴 태그라인",
+        );
+        assert_eq!(
+            (o.aspect, o.palette, o.copy),
+            ("landscape", "light", "long")
+        );
         let o = observe(&flat(500, 500, [220, 30, 40]), "", "");
         assert_eq!((o.aspect, o.palette), ("square", "vivid"));
         let o = observe(&flat(500, 500, [128, 120, 110]), "", "");
@@ -284,8 +323,14 @@ mod tests {
         assert_eq!(a.preset, b.preset);
         assert_eq!(a.preset, "landscape");
         req.preset = Some("retro".into());
-        assert_eq!(ticket(&mut fonts, &presets, &req).expect("ticket").preset, "retro");
+        assert_eq!(
+            ticket(&mut fonts, &presets, &req).expect("ticket").preset,
+            "retro"
+        );
         req.preset = Some("nope".into());
-        assert!(matches!(ticket(&mut fonts, &presets, &req), Err(ComposeError::UnknownPreset(_))));
+        assert!(matches!(
+            ticket(&mut fonts, &presets, &req),
+            Err(ComposeError::UnknownPreset(_))
+        ));
     }
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use atelier_compose::template::SlotKind;
 use atelier_compose::text::MIN_LINE_HEIGHT;
 use atelier_compose::ticket::Presets;
-use atelier_compose::{Align, Face, Fonts, Layout, Op, RasterOptions, Rect, Rgba, Scene, TextStyle, VAlign};
+use atelier_compose::{
+    Align, Face, Fonts, Layout, Op, RasterOptions, Rect, Rgba, Scene, TextStyle, VAlign,
+};
 use proptest::prelude::*;
 
 const EMOJI: &[&str] = &["🎬", "😀", "❤️", "👍🏽", "🇰🇷", "👨‍👩‍👧", "✨", "🍿", "🌙", "☕"];
@@ -29,7 +31,14 @@ fn token() -> impl Strategy<Value = String> {
 
 /// Strings of 1–300 characters from tokens, joined by one or more spaces (sometimes none).
 fn text() -> impl Strategy<Value = String> {
-    prop::collection::vec((token(), prop_oneof![8 => Just(" "), 1 => Just("  "), 1 => Just("")]), 1..80).prop_map(|parts| {
+    prop::collection::vec(
+        (
+            token(),
+            prop_oneof![8 => Just(" "), 1 => Just("  "), 1 => Just("")],
+        ),
+        1..80,
+    )
+    .prop_map(|parts| {
         let mut s = String::new();
         for (t, sep) in parts {
             s.push_str(&t);
@@ -49,24 +58,47 @@ fn ink_outside(fonts: &mut Fonts, layout: &Layout, w: f32, h: f32) -> usize {
     let mut scene = Scene::new(w, h, Rgba([0, 0, 0, 0]));
     scene.ops.push(Op::Text(layout.clone()));
     let img = scene
-        .render(fonts, RasterOptions { scale: 1.0, clip_text: false })
+        .render(
+            fonts,
+            RasterOptions {
+                scale: 1.0,
+                clip_text: false,
+            },
+        )
         .expect("render");
     let r = layout.rect;
-    let (x0, y0, x1, y1) = (r.x.floor() as i64, r.y.floor() as i64, r.right().ceil() as i64, r.bottom().ceil() as i64);
+    let (x0, y0, x1, y1) = (
+        r.x.floor() as i64,
+        r.y.floor() as i64,
+        r.right().ceil() as i64,
+        r.bottom().ceil() as i64,
+    );
     img.enumerate_pixels()
-        .filter(|(x, y, p)| p.0[3] > 0 && ((*x as i64) < x0 || (*y as i64) < y0 || (*x as i64) >= x1 || (*y as i64) >= y1))
+        .filter(|(x, y, p)| {
+            p.0[3] > 0
+                && ((*x as i64) < x0 || (*y as i64) < y0 || (*x as i64) >= x1 || (*y as i64) >= y1)
+        })
         .count()
 }
 
 /// Checks that every line is made of whole words, except pieces of a word wider than the box.
 /// The last line of a truncated layout may end in a cut word plus "…".
-fn words_kept_whole(fonts: &mut Fonts, text: &str, layout: &Layout, style: &TextStyle) -> Result<(), String> {
+fn words_kept_whole(
+    fonts: &mut Fonts,
+    text: &str,
+    layout: &Layout,
+    style: &TextStyle,
+) -> Result<(), String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let (mut wi, mut off) = (0usize, 0usize);
     let last = layout.lines.len().saturating_sub(1);
     for (li, line) in layout.lines.iter().enumerate() {
         for token in line.text.split_whitespace() {
-            let token = if layout.truncated && li == last { token.trim_end_matches('…') } else { token };
+            let token = if layout.truncated && li == last {
+                token.trim_end_matches('…')
+            } else {
+                token
+            };
             if token.is_empty() {
                 continue;
             }
@@ -75,7 +107,9 @@ fn words_kept_whole(fonts: &mut Fonts, text: &str, layout: &Layout, style: &Text
             };
             let rest = &word[off..];
             if !rest.starts_with(token) {
-                return Err(format!("line {li}: {token:?} is not the next part of {word:?}"));
+                return Err(format!(
+                    "line {li}: {token:?} is not the next part of {word:?}"
+                ));
             }
             let split = off > 0 || token.len() < rest.len();
             let truncated_tail = layout.truncated && li == last;
@@ -99,12 +133,30 @@ fn words_kept_whole(fonts: &mut Fonts, text: &str, layout: &Layout, style: &Text
     Ok(())
 }
 
-fn check(fonts: &mut Fonts, text: &str, rect: Rect, style: &TextStyle, canvas: (f32, f32)) -> Result<(), TestCaseError> {
+fn check(
+    fonts: &mut Fonts,
+    text: &str,
+    rect: Rect,
+    style: &TextStyle,
+    canvas: (f32, f32),
+) -> Result<(), TestCaseError> {
     let layout = fonts.layout(text, rect, style);
     let outside = ink_outside(fonts, &layout, canvas.0, canvas.1);
-    prop_assert_eq!(outside, 0, "{} pixels outside {:?} for {:?} at size {}", outside, rect, text, layout.size);
+    prop_assert_eq!(
+        outside,
+        0,
+        "{} pixels outside {:?} for {:?} at size {}",
+        outside,
+        rect,
+        text,
+        layout.size
+    );
     for line in &layout.lines {
-        prop_assert!(line.x + line.width <= rect.w + 1e-3, "line wider than box: {:?}", line.text);
+        prop_assert!(
+            line.x + line.width <= rect.w + 1e-3,
+            "line wider than box: {:?}",
+            line.text
+        );
     }
     prop_assert!(layout.lines.len() as f32 * layout.line_pitch <= rect.h + 1e-2);
     if style.max_lines > 0 {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use image::{Rgba, RgbaImage};
 
@@ -9,15 +10,39 @@ use image::{Rgba, RgbaImage};
 /// water, recoloured by `seed`. Smooth areas plus hard edges, like a photo.
 pub fn picture(seed: u32, w: u32, h: u32) -> RgbaImage {
     let palettes: [[[f32; 3]; 4]; 4] = [
-        [[255.0, 180.0, 120.0], [90.0, 60.0, 140.0], [40.0, 30.0, 70.0], [20.0, 60.0, 110.0]],
-        [[140.0, 200.0, 255.0], [230.0, 240.0, 255.0], [60.0, 120.0, 70.0], [40.0, 110.0, 160.0]],
-        [[20.0, 20.0, 50.0], [60.0, 40.0, 90.0], [10.0, 10.0, 20.0], [30.0, 30.0, 60.0]],
-        [[250.0, 90.0, 60.0], [255.0, 210.0, 80.0], [120.0, 30.0, 40.0], [200.0, 70.0, 50.0]],
+        [
+            [255.0, 180.0, 120.0],
+            [90.0, 60.0, 140.0],
+            [40.0, 30.0, 70.0],
+            [20.0, 60.0, 110.0],
+        ],
+        [
+            [140.0, 200.0, 255.0],
+            [230.0, 240.0, 255.0],
+            [60.0, 120.0, 70.0],
+            [40.0, 110.0, 160.0],
+        ],
+        [
+            [20.0, 20.0, 50.0],
+            [60.0, 40.0, 90.0],
+            [10.0, 10.0, 20.0],
+            [30.0, 30.0, 60.0],
+        ],
+        [
+            [250.0, 90.0, 60.0],
+            [255.0, 210.0, 80.0],
+            [120.0, 30.0, 40.0],
+            [200.0, 70.0, 50.0],
+        ],
     ];
     let [top, horizon, ridge, water] = palettes[(seed % 4) as usize];
     let f = seed as f32 * 0.7;
     let mut img = RgbaImage::new(w, h);
-    let (sx, sy, sr) = (w as f32 * (0.3 + 0.4 * ((f * 1.3).sin() * 0.5 + 0.5)), h as f32 * 0.35, w.min(h) as f32 * 0.09);
+    let (sx, sy, sr) = (
+        w as f32 * (0.3 + 0.4 * ((f * 1.3).sin() * 0.5 + 0.5)),
+        h as f32 * 0.35,
+        w.min(h) as f32 * 0.09,
+    );
     for y in 0..h {
         for x in 0..w {
             let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
@@ -47,7 +72,11 @@ pub fn picture(seed: u32, w: u32, h: u32) -> RgbaImage {
 }
 
 fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
-    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+    [
+        a[0] + (b[0] - a[0]) * t,
+        a[1] + (b[1] - a[1]) * t,
+        a[2] + (b[2] - a[2]) * t,
+    ]
 }
 
 /// A flat logo: a rounded badge with a ring, transparent around it.
@@ -59,7 +88,11 @@ pub fn logo(w: u32, h: u32) -> RgbaImage {
             let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
             if d < r {
                 let ring = (d - r * 0.6).abs() < r * 0.12;
-                let c = if ring { [255, 255, 255, 255] } else { [230, 120, 40, 255] };
+                let c = if ring {
+                    [255, 255, 255, 255]
+                } else {
+                    [230, 120, 40, 255]
+                };
                 img.put_pixel(x, y, Rgba(c));
             }
         }
@@ -86,9 +119,18 @@ pub fn assert_golden(name: &str, actual: &RgbaImage) {
         return;
     }
     let expected = image::open(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with ATELIER_BLESS=1 to create it", path.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run with ATELIER_BLESS=1 to create it",
+                path.display()
+            )
+        })
         .to_rgba8();
-    assert_eq!(expected.dimensions(), actual.dimensions(), "{name}: size differs from the golden");
+    assert_eq!(
+        expected.dimensions(),
+        actual.dimensions(),
+        "{name}: size differs from the golden"
+    );
     let (mean, far) = difference(&expected, actual);
     if mean >= 1.5 || far >= 0.005 {
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.actual.png"));
@@ -139,4 +181,88 @@ pub fn difference(a: &RgbaImage, b: &RgbaImage) -> (f32, f32) {
     }
     let n = ha.len().max(1);
     ((sum / (n * 4) as f64) as f32, far as f32 / n as f32)
+}
+
+/// A five-cut sample board.
+pub fn board() -> atelier_compose::storyboard::Storyboard {
+    use atelier_compose::storyboard::{Cut, Storyboard};
+    let cuts = [
+        (
+            "새벽 한강, 러너가 운동화 끈을 묶는다",
+            "클로즈업, 로우 앵글",
+            "오늘도 나를 앞지르는 순간",
+            3.0,
+        ),
+        (
+            "햇살을 가르며 다리 위를 달린다",
+            "트래킹 숏, 측면",
+            "가볍게, 더 멀리",
+            4.0,
+        ),
+        (
+            "땀방울이 빛나는 얼굴",
+            "익스트림 클로즈업 · slow motion",
+            "한계는 어제의 이야기",
+            2.5,
+        ),
+        (
+            "결승선 대신 떠오르는 해",
+            "와이드 숏, 드론 상승",
+            "AIR RUN 7 — 지금 만나보세요 🏃",
+            3.5,
+        ),
+        (
+            "제품 패키지와 로고",
+            "탑 뷰, 고정",
+            "자세한 내용은 atelier.example",
+            2.0,
+        ),
+    ];
+    Storyboard {
+        title: "AIR RUN 7 런칭 캠페인 · 15초 TV 광고".into(),
+        subtitle: "브리프: 출근 전 러닝을 즐기는 2030 직장인 · 톤: 상쾌하고 힘찬".into(),
+        cuts: cuts
+            .iter()
+            .enumerate()
+            .map(|(i, (scene, camera, copy, d))| Cut {
+                image: Some(Arc::new(picture(i as u32, 640, 360 + 60 * (i as u32 % 3)))),
+                scene: (*scene).into(),
+                camera: (*camera).into(),
+                copy: (*copy).into(),
+                duration_s: *d,
+            })
+            .collect(),
+        label: Some("AI 생성 이미지 포함".into()),
+        accent: None,
+    }
+}
+
+/// A four-panel sample diary comic.
+pub fn comic() -> atelier_compose::comic::Comic {
+    use atelier_compose::comic::{Comic, Panel};
+    let texts = [
+        (
+            Some("월요일 아침, 알람을 세 번이나 껐다."),
+            Some("5분만 더…"),
+        ),
+        (Some("지각 직전, 버스를 향해 전력 질주!"), None),
+        (None, Some("기사님 잠깐만요!! 🚌")),
+        (
+            Some("결국 오늘도 회사 앞 카페에서 하루 시작 ☕"),
+            Some("그래도 커피는 맛있다"),
+        ),
+    ];
+    Comic {
+        title: Some("나의 월요일 일기".into()),
+        panels: texts
+            .iter()
+            .enumerate()
+            .map(|(i, (c, s))| Panel {
+                image: Arc::new(picture(i as u32 + 1, 512, 512)),
+                caption: c.map(str::to_string),
+                speech: s.map(str::to_string),
+            })
+            .collect(),
+        label: Some("AI 생성 이미지".into()),
+    }
 }
