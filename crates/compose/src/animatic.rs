@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ComposeError;
 use crate::fonts::{Face, Fonts};
 use crate::geom::{Rect, Rgba};
-use crate::scene::{Op, RasterOptions, Scene, Shape};
+use crate::scene::{label_pill, Op, RasterOptions, Scene, Shape};
 use crate::text::{Align, TextStyle, VAlign};
 
 /// How a shot begins.
@@ -316,35 +316,14 @@ fn label_layer(
     h: u32,
 ) -> Result<Option<Overlay>, ComposeError> {
     let (wf, hf) = (w as f32, h as f32);
-    let size = (hf * 0.028).max(9.0);
-    let style = TextStyle {
-        face: Face::Sans,
-        bold: true,
-        max_size: size,
-        min_size: size * 0.7,
-        line_height: 1.3,
-        color: Rgba::WHITE,
-        align: Align::Right,
-        valign: VAlign::Middle,
-        max_lines: 1,
-    };
+    let pill_h = (hf * 0.05).max(16.0);
     let margin = hf * 0.03;
-    let area = Rect::new(wf * 0.5, margin, wf * 0.5 - margin - size * 0.6, size * 1.8);
-    let layout = fonts.layout(text, area, &style);
-    let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
-        + (layout.rect.w - layout.inner_width);
-    let pill = Rect::new(
-        area.right() - tw - size * 0.6,
-        area.y,
-        tw + size * 1.2,
-        area.h,
-    );
     let mut scene = Scene::new(wf, hf, Rgba([0, 0, 0, 0]));
-    scene.ops.push(Op::Shape(Shape::filled(
-        Shape::round_rect(pill, area.h / 2.0),
-        Rgba([0, 0, 0, 160]),
-    )));
-    scene.ops.push(Op::Text(layout));
+    scene.ops.extend(label_pill(
+        fonts,
+        text,
+        Rect::new(wf * 0.4, margin, wf * 0.6 - margin, pill_h),
+    ));
     Ok(overlay(scene.render(fonts, RasterOptions::default())?))
 }
 

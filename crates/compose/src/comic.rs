@@ -18,7 +18,7 @@ use image::RgbaImage;
 use crate::error::ComposeError;
 use crate::fonts::{Face, Fonts};
 use crate::geom::{Rect, Rgba};
-use crate::scene::{Fit, Line, Op, Scene, Seg, Shape};
+use crate::scene::{label_pill, Fit, Line, Op, Scene, Seg, Shape};
 use crate::text::{Align, TextStyle, VAlign};
 
 /// One panel.
@@ -362,37 +362,7 @@ fn title_and_label(
             .push(Op::Text(fonts.layout(title, title_box, &style)));
     }
     if let Some(label) = comic.label.as_deref().filter(|l| !l.trim().is_empty()) {
-        let style = TextStyle {
-            face: Face::Sans,
-            bold: true,
-            max_size: label_box.h * 0.55,
-            min_size: label_box.h * 0.3,
-            line_height: 1.3,
-            color: Rgba::WHITE,
-            align: Align::Right,
-            valign: VAlign::Middle,
-            max_lines: 1,
-        };
-        let pad = label_box.h * 0.4;
-        let layout = fonts.layout(
-            label,
-            Rect::new(label_box.x, label_box.y, label_box.w - pad, label_box.h),
-            &style,
-        );
-        let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
-            + (layout.rect.w - layout.inner_width)
-            + 2.0 * pad;
-        let pill = Rect::new(
-            label_box.right() - tw.min(label_box.w),
-            label_box.y,
-            tw.min(label_box.w),
-            label_box.h,
-        );
-        scene.ops.push(Op::Shape(Shape::filled(
-            Shape::round_rect(pill, label_box.h / 2.0),
-            Rgba([0, 0, 0, 200]),
-        )));
-        scene.ops.push(Op::Text(layout));
+        scene.ops.extend(label_pill(fonts, label, label_box));
     }
 }
 

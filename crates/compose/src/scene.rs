@@ -168,6 +168,49 @@ pub struct Scene {
     pub ops: Vec<Op>,
 }
 
+/// A right-aligned label pill (the visible AI label): bold white text on a translucent dark
+/// rounded box that hugs the text, filling `area`'s height and at most its width.
+pub fn label_pill(fonts: &mut Fonts, text: &str, area: Rect) -> Vec<Op> {
+    let style = crate::text::TextStyle {
+        face: crate::fonts::Face::Sans,
+        bold: true,
+        max_size: area.h * 0.55,
+        min_size: area.h * 0.35,
+        line_height: 1.3,
+        color: Rgba::WHITE,
+        align: crate::text::Align::Right,
+        valign: crate::text::VAlign::Middle,
+        max_lines: 1,
+    };
+    let pad = area.h * 0.4;
+    let layout = fonts.layout(
+        text,
+        Rect::new(area.x, area.y, (area.w - pad).max(0.0), area.h),
+        &style,
+    );
+    let text_w = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
+        + (layout.rect.w - layout.inner_width);
+    let w = (text_w + 2.0 * pad).min(area.w);
+    let pill = Rect::new(area.right() - w, area.y, w, area.h);
+    vec![
+        Op::Shape(Shape::filled(
+            Shape::round_rect(pill, area.h / 2.0),
+            Rgba([0, 0, 0, 190]),
+        )),
+        Op::Text(layout),
+    ]
+}
+
+/// Where an image lands for `fit` in `rect` and the box it is clipped to.
+fn image_boxes(rect: Rect, iw: u32, ih: u32, fit: Fit) -> (Rect, Rect) {
+    let dest = fitted(rect, iw as f32, ih as f32, fit);
+    let clip = match fit {
+        Fit::Cover => rect,
+        Fit::Contain => dest,
+    };
+    (dest, clip)
+}
+
 /// Raster-rendering options.
 #[derive(Clone, Copy, Debug)]
 pub struct RasterOptions {
@@ -342,14 +385,10 @@ impl Scene {
                     if iw == 0 || ih == 0 {
                         continue;
                     }
-                    let dest = fitted(*rect, iw as f32, ih as f32, *fit);
+                    let (dest, clip) = image_boxes(*rect, iw, ih, *fit);
                     let scaled = prescale(image, dest.w * s, dest.h * s);
                     let Some(src) = to_pixmap(&scaled) else {
                         continue;
-                    };
-                    let clip = match fit {
-                        Fit::Cover => *rect,
-                        Fit::Contain => dest,
                     };
                     let Some(path) = skia_path(&Shape::round_rect(clip, *radius), s) else {
                         continue;
@@ -456,11 +495,7 @@ impl Scene {
                         if iw == 0 || ih == 0 {
                             continue;
                         }
-                        let dest = fitted(*rect, iw as f32, ih as f32, *fit);
-                        let clip = match fit {
-                            Fit::Cover => *rect,
-                            Fit::Contain => dest,
-                        };
+                        let (dest, clip) = image_boxes(*rect, iw, ih, *fit);
                         let pdf_image = pdf_image(image)?;
                         let Some(clip_path) = krilla_path(&Shape::round_rect(clip, *radius)) else {
                             continue;

@@ -11,7 +11,7 @@ use image::RgbaImage;
 use crate::error::ComposeError;
 use crate::fonts::{Face, Fonts};
 use crate::geom::{Rect, Rgba};
-use crate::scene::{Fit, Op, Scene, Shape};
+use crate::scene::{label_pill, Fit, Op, Scene, Shape};
 use crate::text::{Align, TextStyle, VAlign};
 
 /// A4 landscape in points.
@@ -141,26 +141,7 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
             header.w * 0.38,
             18.0,
         );
-        let style = TextStyle {
-            align: Align::Right,
-            valign: VAlign::Middle,
-            max_size: 8.5,
-            min_size: 6.0,
-            bold: true,
-            color: Rgba::WHITE,
-            max_lines: 1,
-            ..sub_style.clone()
-        };
-        let layout = fonts.layout(label, Rect::new(lb.x, lb.y, lb.w - 5.0, lb.h), &style);
-        let tw = layout.lines.iter().map(|l| l.width).fold(0.0, f32::max)
-            + (layout.rect.w - layout.inner_width)
-            + 10.0;
-        let pill = Rect::new(lb.right() - tw.min(lb.w), lb.y, tw.min(lb.w), lb.h);
-        scene.ops.push(Op::Shape(Shape::filled(
-            Shape::round_rect(pill, 9.0),
-            Rgba([0, 0, 0, 200]),
-        )));
-        scene.ops.push(Op::Text(layout));
+        scene.ops.extend(label_pill(fonts, label, lb));
     }
     scene.ops.push(Op::Shape(Shape::filled(
         Shape::round_rect(

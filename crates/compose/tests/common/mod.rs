@@ -109,7 +109,7 @@ pub fn golden_dir() -> PathBuf {
 ///
 /// Tolerance: both images are box-filtered 2x2 (antialiasing and glyph rasterisation differ by a
 /// pixel across CPUs and library patch versions), then the mean absolute difference must stay under
-/// 1.5 levels of 255 and under 0.5% of pixels may differ by more than 40 levels. A moved line of
+/// 1.0 level of 255 and under 0.05% of pixels may differ by more than 40 levels. A moved line of
 /// text or a missing slot breaks both by a wide margin.
 pub fn assert_golden(name: &str, actual: &RgbaImage) {
     let path = golden_dir().join(format!("{name}.png"));
@@ -132,11 +132,11 @@ pub fn assert_golden(name: &str, actual: &RgbaImage) {
         "{name}: size differs from the golden"
     );
     let (mean, far) = difference(&expected, actual);
-    if mean >= 1.5 || far >= 0.005 {
+    if mean >= 1.0 || far >= 0.0005 {
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.actual.png"));
         let _ = actual.save(&out);
         panic!(
-            "{name}: mean difference {mean:.2} (limit 1.5), {:.3}% pixels far off (limit 0.5%); actual written to {}",
+            "{name}: mean difference {mean:.2} (limit 1.0), {:.3}% pixels far off (limit 0.05%); actual written to {}",
             far * 100.0,
             out.display()
         );
