@@ -310,6 +310,81 @@ mod tests {
     }
 
     #[test]
+    fn a_preset_directory_adds_a_preset_without_code() {
+        let dir = std::env::temp_dir().join(format!("atelier-preset-{}", std::process::id()));
+        let p = dir.join("square-stub");
+        std::fs::create_dir_all(&p).expect("dir");
+        std::fs::write(
+            p.join("art.svg"),
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400"><rect width="400" height="400" fill="{{primary}}"/></svg>"#,
+        )
+        .expect("svg");
+        let toml_text = r##"
+name = "square-stub"
+size = [400, 400]
+artwork = "art.svg"
+[palette]
+primary = "#336699"
+[choose]
+aspect = ["square"]
+[[slot]]
+name = "title"
+kind = "text"
+box = [20, 300, 360, 80]
+color = "#ffffff"
+"##;
+        std::fs::write(p.join("preset.toml"), toml_text).expect("toml");
+        let mut presets = Presets::builtin().expect("presets");
+        presets.load_dir(&dir).expect("load");
+        let mut fonts = Fonts::new();
+        let mut req = TicketRequest {
+            image: Some(Arc::new(flat(100, 100, [0, 0, 0]))),
+            preset: Some("square-stub".into()),
+            ..TicketRequest::default()
+        };
+        req.fields.insert("title".into(), "새 프리셋".into());
+        let t = ticket(&mut fonts, &presets, &req).expect("ticket");
+        let img = t
+            .scene
+            .render(&mut fonts, crate::RasterOptions::default())
+            .expect("render");
+        assert_eq!(img.get_pixel(5, 5).0, [0x33, 0x66, 0x99, 255]);
+        // A slot colour that is neither #hex nor in the palette is refused, naming the slot.
+        std::fs::write(
+            p.join("preset.toml"),
+            toml_text.replace("\"#ffffff\"", "\"gold\""),
+        )
+        .expect("toml");
+        let e = presets.load_dir(&dir).expect_err("bad colour").to_string();
+        assert!(e.contains("slot[0] \"title\"") && e.contains("gold"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn brand_colours_recolour_the_artwork() {
+        let presets = Presets::builtin().expect("presets");
+        let mut fonts = Fonts::new();
+        let mut req = TicketRequest {
+            image: Some(Arc::new(flat(600, 800, [200, 200, 190]))),
+            preset: Some("classic".into()),
+            ..TicketRequest::default()
+        };
+        req.fields.insert("title".into(), "제목".into());
+        // A pixel in classic's brand band (y < 150), away from the brand text.
+        let band = |req: &TicketRequest, fonts: &mut Fonts| {
+            let t = ticket(fonts, &presets, req).expect("ticket");
+            let img = t
+                .scene
+                .render(fonts, crate::RasterOptions::default())
+                .expect("render");
+            img.get_pixel(1000, 140).0
+        };
+        assert_eq!(band(&req, &mut fonts), [0xa3, 0x16, 0x2b, 255]);
+        req.primary = Some(Rgba::rgb(0x12, 0x80, 0x40));
+        assert_eq!(band(&req, &mut fonts), [0x12, 0x80, 0x40, 255]);
+    }
+
+    #[test]
     fn automatic_choice_is_deterministic_and_overridable() {
         let presets = Presets::builtin().expect("presets");
         let mut fonts = Fonts::new();
