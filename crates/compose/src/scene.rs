@@ -62,7 +62,7 @@ const KAPPA: f32 = 0.552_284_8;
 impl Shape {
     /// A rectangle with corner radius `r` (0 for square corners).
     pub fn round_rect(rect: Rect, r: f32) -> Vec<Seg> {
-        let r = r.clamp(0.0, rect.w.min(rect.h) / 2.0);
+        let r = r.min(rect.w.min(rect.h) / 2.0).max(0.0);
         let (x0, y0, x1, y1) = (rect.x, rect.y, rect.right(), rect.bottom());
         if r <= 0.0 {
             return vec![
