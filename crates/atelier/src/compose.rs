@@ -332,7 +332,8 @@ fn sheet_cmd(a: SheetArgs) -> anyhow::Result<i32> {
                 save_png(&img, out)?;
             }
             Some("pdf") => {
-                let pdf = Scene::render_pdf(std::slice::from_ref(&scene), &fonts)?;
+                let pdf =
+                    Scene::render_pdf(std::slice::from_ref(&scene), &fonts, Some(&board.title))?;
                 std::fs::write(out, pdf).with_context(|| format!("writing {}", out.display()))?;
             }
             _ => bail!("{}: outputs are .png or .pdf", out.display()),

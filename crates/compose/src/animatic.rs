@@ -391,8 +391,12 @@ fn sample(p: &Prepared, t: f32, out: &mut RgbImage) {
     let (ww, wh) = (p.base.0 / zoom, p.base.1 / zoom);
     // Keep the window inside the picture (max/min, not clamp: rounding can make the window a hair
     // wider than the scaled source, and clamp panics when its bounds cross).
-    let cx = (lerp(p.motion.from.x, p.motion.to.x) * sw).min(sw - ww / 2.0).max(ww / 2.0);
-    let cy = (lerp(p.motion.from.y, p.motion.to.y) * sh).min(sh - wh / 2.0).max(wh / 2.0);
+    let cx = (lerp(p.motion.from.x, p.motion.to.x) * sw)
+        .min(sw - ww / 2.0)
+        .max(ww / 2.0);
+    let cy = (lerp(p.motion.from.y, p.motion.to.y) * sh)
+        .min(sh - wh / 2.0)
+        .max(wh / 2.0);
     let (x0, y0) = (cx - ww / 2.0, cy - wh / 2.0);
     let (ow, oh) = out.dimensions();
     let (kx, ky) = (ww / ow as f32, wh / oh as f32);

@@ -64,11 +64,26 @@ impl Face {
     }
 }
 
+/// Where a shaped line puts ink, relative to its origin (x along the line, y up from the baseline).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Ink {
+    /// Leftmost ink (negative when a glyph such as "j" hangs left of the origin).
+    pub left: f32,
+    /// Rightmost ink.
+    pub right: f32,
+    /// Highest ink above the baseline.
+    pub above: f32,
+    /// Lowest ink below the baseline (positive down).
+    pub below: f32,
+}
+
 /// One line shaped at one size: its advance width, baseline offset and glyphs.
 #[derive(Clone, Debug)]
 pub struct Shaped {
     /// Advance width in layout units.
     pub width: f32,
+    /// Ink extents from the glyph outlines (bitmap emoji: their font's ascent/descent box).
+    pub ink: Ink,
     /// Distance from the top of the line box to the baseline.
     pub baseline: f32,
     /// Positioned glyphs (x relative to the line start).
@@ -83,6 +98,7 @@ pub struct Fonts {
     pub(crate) cache: SwashCache,
     buffer: Buffer,
     bytes: HashMap<fontdb::ID, (&'static [u8], u32)>,
+    parsed: HashMap<fontdb::ID, Option<ttf_parser::Face<'static>>>,
 }
 
 impl std::fmt::Debug for Fonts {
@@ -120,6 +136,7 @@ impl Fonts {
             cache: SwashCache::new(),
             buffer,
             bytes,
+            parsed: HashMap::new(),
         }
     }
 
@@ -152,6 +169,7 @@ impl Fonts {
         self.buffer.shape_until_scroll(&mut self.system, false);
         let mut out = Shaped {
             width: 0.0,
+            ink: Ink::default(),
             baseline: size,
             glyphs: Vec::new(),
         };
@@ -160,11 +178,66 @@ impl Fonts {
             out.baseline = run.line_y - run.line_top;
             out.glyphs = run.glyphs.to_vec();
         }
+        out.ink = self.ink(&out.glyphs);
         out
     }
 
-    /// Advance width of `text` on one line.
+    /// Ink extents of shaped glyphs from their outlines' bounding boxes.
+    fn ink(&mut self, glyphs: &[LayoutGlyph]) -> Ink {
+        let mut ink = Ink {
+            left: f32::MAX,
+            right: f32::MIN,
+            above: 0.0,
+            below: 0.0,
+        };
+        for g in glyphs {
+            let bytes = &self.bytes;
+            let face = self.parsed.entry(g.font_id).or_insert_with(|| {
+                bytes
+                    .get(&g.font_id)
+                    .and_then(|(d, i)| ttf_parser::Face::parse(d, *i).ok())
+            });
+            let x = g.x + g.x_offset * g.font_size;
+            let y = g.y_offset * g.font_size;
+            let Some(face) = face.as_ref() else {
+                ink.left = ink.left.min(x);
+                ink.right = ink.right.max(x + g.w);
+                ink.above = ink.above.max(g.font_size + y);
+                ink.below = ink.below.max(g.font_size * 0.3 - y);
+                continue;
+            };
+            let s = g.font_size / face.units_per_em().max(1) as f32;
+            match face.glyph_bounding_box(ttf_parser::GlyphId(g.glyph_id)) {
+                Some(b) => {
+                    ink.left = ink.left.min(x + b.x_min as f32 * s);
+                    ink.right = ink.right.max(x + b.x_max as f32 * s);
+                    ink.above = ink.above.max(b.y_max as f32 * s + y);
+                    ink.below = ink.below.max(-(b.y_min as f32) * s - y);
+                }
+                // Bitmap glyphs (colour emoji) fill their advance and the font's ascent/descent.
+                None if face
+                    .glyph_raster_image(ttf_parser::GlyphId(g.glyph_id), u16::MAX)
+                    .is_some() =>
+                {
+                    ink.left = ink.left.min(x);
+                    ink.right = ink.right.max(x + g.w);
+                    ink.above = ink.above.max(face.ascender() as f32 * s + y);
+                    ink.below = ink.below.max(-(face.descender() as f32) * s - y);
+                }
+                // Spaces and other empty glyphs.
+                None => {}
+            }
+        }
+        if ink.left > ink.right {
+            ink.left = 0.0;
+            ink.right = 0.0;
+        }
+        ink
+    }
+
+    /// Width `text` needs on one line: its advance, widened by ink that overhangs either end.
     pub fn measure(&mut self, text: &str, face: Face, bold: bool, size: f32) -> f32 {
-        self.shape(text, face, bold, size, size * 1.3).width
+        let s = self.shape(text, face, bold, size, size * 1.3);
+        s.width.max(s.ink.right) - s.ink.left.min(0.0)
     }
 }

@@ -440,11 +440,23 @@ impl Scene {
         Ok(out)
     }
 
-    /// Renders pages into one PDF with real, selectable text and the used glyphs of each font embedded.
-    pub fn render_pdf(pages: &[Scene], fonts: &Fonts) -> Result<Vec<u8>, ComposeError> {
+    /// Renders pages into one PDF with real, selectable text and the used glyphs of each font
+    /// embedded; `title` goes into the document information (shown by viewers and indexers).
+    pub fn render_pdf(
+        pages: &[Scene],
+        fonts: &Fonts,
+        title: Option<&str>,
+    ) -> Result<Vec<u8>, ComposeError> {
         use krilla::geom::{Point, Size};
         use krilla::page::PageSettings;
         let mut doc = krilla::Document::new();
+        let mut meta = krilla::metadata::Metadata::new()
+            .creator("atelier".to_string())
+            .language("ko".to_string());
+        if let Some(t) = title {
+            meta = meta.title(t.to_string());
+        }
+        doc.set_metadata(meta);
         let mut pdf_fonts: HashMap<cosmic_text::fontdb::ID, krilla::text::Font> = HashMap::new();
         for scene in pages {
             let settings = PageSettings::from_wh(scene.width, scene.height)

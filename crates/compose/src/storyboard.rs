@@ -223,8 +223,15 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
         )));
         // Picture, letterboxed to 16:9.
         // At most half the cell, so two-row sheets keep room for three readable fields.
+        // The frame stays 16:9; when capped it narrows and centres.
         let frame_h = ((cell.w - 8.0) * 9.0 / 16.0).min(cell.h * 0.48);
-        let frame = Rect::new(cell.x + 4.0, bar.bottom() + 4.0, cell.w - 8.0, frame_h);
+        let frame_w = frame_h * 16.0 / 9.0;
+        let frame = Rect::new(
+            cell.x + (cell.w - frame_w) / 2.0,
+            bar.bottom() + 4.0,
+            frame_w,
+            frame_h,
+        );
         scene.ops.push(Op::Shape(Shape::filled(
             Shape::round_rect(frame, 2.0),
             Rgba::rgb(0x22, 0x24, 0x28),

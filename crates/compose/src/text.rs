@@ -142,7 +142,6 @@ impl Fonts {
         let max = style.max_size.max(1.0);
         let min = style.min_size.clamp(1.0, max);
         let text = text.trim();
-        let mut chosen: Option<(f32, Vec<String>, bool)> = None;
         for size in candidate_sizes(max, min) {
             let pitch = size * lh_mult;
             let width = rect.w - 2.0 * inset(size);
@@ -152,50 +151,41 @@ impl Fonts {
             let (lines, all_fit) = self.break_lines(text, style, size, width);
             let allowed = self.allowed_lines(rect.h, pitch, style.max_lines);
             if all_fit && lines.len() <= allowed {
-                chosen = Some((size, lines, false));
-                break;
+                if let Some(l) = self.place(&lines, rect, style, size, lh_mult, false) {
+                    return l;
+                }
             }
         }
-        let (size, lines, truncated) = match chosen {
-            Some(c) => c,
-            None => {
-                // At the minimum size (or smaller when even one line would not fit the box).
-                let mut size = min.min(rect.h / lh_mult).min(rect.w / 2.0);
-                if size < 1.0 {
-                    return Layout::empty(rect, style.color);
+        // At the minimum size (or smaller when even one line would not fit the box): drop lines,
+        // end the last in an ellipsis, and shrink further only if the ink still does not fit.
+        let mut size = min.min(rect.h / lh_mult).min(rect.w / 2.0);
+        while size >= 1.0 {
+            let width = rect.w - 2.0 * inset(size);
+            let (mut lines, all_fit) = self.break_lines(text, style, size, width);
+            let allowed = self.allowed_lines(rect.h, size * lh_mult, style.max_lines);
+            let mut truncated = false;
+            if all_fit && lines.len() > allowed && allowed > 0 {
+                lines.truncate(allowed);
+                let last = lines.pop().unwrap_or_default();
+                match self.ellipsize(&last, style, size, width) {
+                    Some(l) => lines.push(l),
+                    None => lines.clear(),
                 }
-                loop {
-                    let width = rect.w - 2.0 * inset(size);
-                    let (mut lines, all_fit) = self.break_lines(text, style, size, width);
-                    if !all_fit {
-                        // A single grapheme (a wide emoji in a narrow box) is wider than the box.
-                        if size <= 1.0 {
-                            return Layout::empty(rect, style.color);
-                        }
-                        size = (size * 0.9).max(1.0);
-                        continue;
-                    }
-                    let allowed = self.allowed_lines(rect.h, size * lh_mult, style.max_lines);
-                    if lines.len() <= allowed {
-                        break (size, lines, false);
-                    }
-                    lines.truncate(allowed);
-                    if let Some(last) = lines.pop() {
-                        match self.ellipsize(&last, style, size, width) {
-                            Some(l) => {
-                                lines.push(l);
-                                break (size, lines, true);
-                            }
-                            None if size > 1.0 => size = (size * 0.9).max(1.0),
-                            None => return Layout::empty(rect, style.color),
-                        }
-                    } else {
-                        return Layout::empty(rect, style.color);
-                    }
+                truncated = true;
+            }
+            if all_fit && !lines.is_empty() && lines.len() <= allowed {
+                if let Some(l) = self.place(&lines, rect, style, size, lh_mult, truncated) {
+                    return l;
                 }
             }
-        };
-        self.place(lines, rect, style, size, lh_mult, truncated)
+            // A single grapheme wider than the box, or ink taller than it: try smaller.
+            size = if size > 1.0 {
+                (size * 0.9).max(1.0)
+            } else {
+                0.0
+            };
+        }
+        Layout::empty(rect, style.color)
     }
 
     fn allowed_lines(&self, height: f32, pitch: f32, max_lines: u32) -> usize {
@@ -291,15 +281,17 @@ impl Fonts {
         }
     }
 
+    /// Positions lines in the box so their ink, not just their advance, stays inside it; `None`
+    /// when the ink is taller than the box.
     fn place(
         &mut self,
-        lines: Vec<String>,
+        lines: &[String],
         rect: Rect,
         style: &TextStyle,
         size: f32,
         lh: f32,
         truncated: bool,
-    ) -> Layout {
+    ) -> Option<Layout> {
         let pitch = size * lh;
         let pad = inset(size);
         let inner_width = rect.w - 2.0 * pad;
@@ -310,24 +302,47 @@ impl Fonts {
             VAlign::Bottom => (rect.h - block).max(0.0),
         };
         let mut out = Vec::with_capacity(lines.len());
-        for (i, text) in lines.into_iter().enumerate() {
-            let shaped = self.shape(&text, style.face, style.bold, size, pitch);
-            let free = (inner_width - shaped.width).max(0.0);
-            let x = pad
+        let (mut ink_top, mut ink_bottom) = (f32::MAX, f32::MIN);
+        for (i, text) in lines.iter().enumerate() {
+            let shaped = self.shape(text, style.face, style.bold, size, pitch);
+            let left = shaped.ink.left.min(0.0);
+            let extent = shaped.width.max(shaped.ink.right) - left;
+            let free = (inner_width - extent).max(0.0);
+            let x = pad - left
                 + match style.align {
                     Align::Left => 0.0,
                     Align::Center => free / 2.0,
                     Align::Right => free,
                 };
+            let baseline = top + pitch * i as f32 + shaped.baseline;
+            ink_top = ink_top.min(baseline - shaped.ink.above);
+            ink_bottom = ink_bottom.max(baseline + shaped.ink.below);
             out.push(Line {
-                text,
+                text: text.clone(),
                 x,
-                baseline: top + pitch * i as f32 + shaped.baseline,
+                baseline,
                 width: shaped.width,
                 glyphs: shaped.glyphs,
             });
         }
-        Layout {
+        // Keep a pixel of margin for antialiasing and vertical hinting.
+        let margin = 1.0;
+        if !out.is_empty() && ink_bottom - ink_top > rect.h - 2.0 * margin {
+            return None;
+        }
+        let shift = if out.is_empty() {
+            0.0
+        } else if ink_top < margin {
+            margin - ink_top
+        } else if ink_bottom > rect.h - margin {
+            rect.h - margin - ink_bottom
+        } else {
+            0.0
+        };
+        for line in &mut out {
+            line.baseline += shift;
+        }
+        Some(Layout {
             rect,
             size,
             line_pitch: pitch,
@@ -335,7 +350,7 @@ impl Fonts {
             lines: out,
             truncated,
             color: style.color,
-        }
+        })
     }
 }
 

@@ -100,10 +100,10 @@ pub struct Observed {
     pub palette: &'static str,
     /// `short` or `long`.
     pub copy: &'static str,
-    /// Mean luma (0..1).
-    pub luma: f32,
-    /// Mean HSV saturation (0..1).
-    pub saturation: f32,
+    /// Mean luma (0..1, three decimals).
+    pub luma: f64,
+    /// Mean HSV saturation (0..1, three decimals).
+    pub saturation: f64,
 }
 
 /// Classifies an image and its copy (rule in the module docs).
@@ -133,6 +133,11 @@ pub fn observe(image: &RgbaImage, title: &str, tagline: &str) -> Observed {
     } else {
         (0.5, 0.0)
     };
+    // Reported with three decimals; the classification uses the same rounded values.
+    let (luma, saturation) = (
+        (luma as f64 * 1000.0).round() / 1000.0,
+        (saturation as f64 * 1000.0).round() / 1000.0,
+    );
     let palette = if saturation >= 0.45 {
         "vivid"
     } else if luma < 0.35 {

@@ -23,7 +23,7 @@ fn have(tool: &str) -> bool {
 fn storyboard_pdf_is_a4_landscape_with_selectable_text_and_embedded_fonts() {
     let mut fonts = Fonts::new();
     let scene = atelier_compose::storyboard::sheet(&mut fonts, &common::board()).expect("sheet");
-    let pdf = Scene::render_pdf(&[scene], &fonts).expect("pdf");
+    let pdf = Scene::render_pdf(&[scene], &fonts, Some("AIR RUN 7 콘티")).expect("pdf");
     assert!(pdf.starts_with(b"%PDF-"));
     if !have("pdftotext") || !have("pdffonts") || !have("pdfinfo") {
         return;
