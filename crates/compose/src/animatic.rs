@@ -7,6 +7,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 
+use image::buffer::ConvertBuffer;
 use image::{RgbImage, RgbaImage};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ use crate::error::ComposeError;
 use crate::fonts::{Face, Fonts};
 use crate::geom::{Rect, Rgba};
 use crate::scene::{label_pill, Op, RasterOptions, Scene, Shape};
-use crate::text::{Align, TextStyle, VAlign};
+use crate::text::{nonblank, Align, TextStyle, VAlign};
 
 /// How a shot begins.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -355,17 +356,12 @@ fn prepare(
             th,
             image::imageops::FilterType::CatmullRom,
         )
+        .convert()
     } else {
-        (*shot.image).clone()
+        shot.image.convert()
     };
-    let source = image::DynamicImage::ImageRgba8(source).to_rgb8();
     let s = source.width() as f32 / iw;
-    let caption = match shot
-        .caption
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
+    let caption = match nonblank(shot.caption.as_deref()) {
         Some(text) => caption_layer(fonts, text, w, h)?,
         None => None,
     };
@@ -454,12 +450,7 @@ pub fn render(
             _ => 0.0,
         }
     };
-    let label = match anim
-        .label
-        .as_deref()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-    {
+    let label = match nonblank(anim.label.as_deref()) {
         Some(text) => label_layer(fonts, text, w, h)?,
         None => None,
     };

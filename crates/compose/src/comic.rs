@@ -19,7 +19,7 @@ use crate::error::ComposeError;
 use crate::fonts::{Face, Fonts};
 use crate::geom::{Rect, Rgba};
 use crate::scene::{label_pill, Fit, Line, Op, Scene, Seg, Shape};
-use crate::text::{Align, TextStyle, VAlign};
+use crate::text::{nonblank, Align, TextStyle, VAlign};
 
 /// One panel.
 #[derive(Clone, Debug)]
@@ -148,16 +148,8 @@ fn panel_ops(fonts: &mut Fonts, panel: &Panel, cell: Rect) -> Vec<Op> {
         fit: Fit::Cover,
         radius: 6.0,
     }];
-    let caption = panel
-        .caption
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let speech = panel
-        .speech
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let caption = nonblank(panel.caption.as_deref());
+    let speech = nonblank(panel.speech.as_deref());
     let p = place(&saliency(&panel.image), caption.is_some());
     let unit = cell.w.min(cell.h);
     let pad = unit * 0.035;
@@ -345,7 +337,7 @@ fn title_and_label(
     title_box: Rect,
     label_box: Rect,
 ) {
-    if let Some(title) = comic.title.as_deref().filter(|t| !t.trim().is_empty()) {
+    if let Some(title) = nonblank(comic.title.as_deref()) {
         let style = TextStyle {
             face: Face::Display,
             bold: true,
@@ -361,7 +353,7 @@ fn title_and_label(
             .ops
             .push(Op::Text(fonts.layout(title, title_box, &style)));
     }
-    if let Some(label) = comic.label.as_deref().filter(|l| !l.trim().is_empty()) {
+    if let Some(label) = nonblank(comic.label.as_deref()) {
         scene.ops.extend(label_pill(fonts, label, label_box));
     }
 }

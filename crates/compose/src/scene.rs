@@ -277,14 +277,20 @@ fn blend(px: &mut PremultipliedColorU8, c: [u8; 4]) {
 
 /// Scales a straight-alpha image to roughly `w`×`h` with a good filter before tiny-skia's bicubic
 /// pattern takes it the rest of the way (bicubic alone aliases when shrinking a lot).
-fn prescale(image: &RgbaImage, w: f32, h: f32) -> RgbaImage {
+fn prescale(image: &RgbaImage, w: f32, h: f32) -> std::borrow::Cow<'_, RgbaImage> {
     let (iw, ih) = image.dimensions();
     if (w as u32) < iw * 3 / 4 || (h as u32) < ih * 3 / 4 {
         let tw = (w.ceil() as u32).clamp(1, iw);
         let th = (h.ceil() as u32).clamp(1, ih);
-        image::imageops::resize(image, tw, th, image::imageops::FilterType::CatmullRom)
+        std::borrow::Cow::Owned(image::imageops::resize(
+            image,
+            tw,
+            th,
+            image::imageops::FilterType::CatmullRom,
+        ))
     } else {
-        image.clone()
+        // Close enough to size: no copy, the pattern's bicubic filter does the rest.
+        std::borrow::Cow::Borrowed(image)
     }
 }
 

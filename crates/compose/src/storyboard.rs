@@ -12,7 +12,7 @@ use crate::error::ComposeError;
 use crate::fonts::{Face, Fonts};
 use crate::geom::{Rect, Rgba};
 use crate::scene::{label_pill, Fit, Op, Scene, Shape};
-use crate::text::{Align, TextStyle, VAlign};
+use crate::text::{nonblank, Align, TextStyle, VAlign};
 
 /// A4 landscape in points.
 pub const A4_LANDSCAPE: (f32, f32) = (841.89, 595.28);
@@ -134,7 +134,7 @@ pub fn sheet(fonts: &mut Fonts, board: &Storyboard) -> Result<Scene, ComposeErro
             ..sub_style.clone()
         },
     )));
-    if let Some(label) = board.label.as_deref().filter(|l| !l.trim().is_empty()) {
+    if let Some(label) = nonblank(board.label.as_deref()) {
         let lb = Rect::new(
             header.x + header.w * 0.62,
             header.y + 25.0,

@@ -16,7 +16,7 @@ use crate::error::ComposeError;
 use crate::fonts::{Face, Fonts};
 use crate::geom::{Rect, Rgba};
 use crate::scene::{Fit, Op, Scene, Seg, Shape};
-use crate::text::{Align, TextStyle, VAlign};
+use crate::text::{nonblank, Align, TextStyle, VAlign};
 
 /// What a slot draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,12 +345,8 @@ impl Preset {
                     });
                 }
                 SlotKind::Text => {
-                    let text = fill
-                        .text
-                        .get(field)
-                        .map(|s| s.trim())
-                        .filter(|s| !s.is_empty())
-                        .or(slot.text.as_deref());
+                    let text =
+                        nonblank(fill.text.get(field).map(String::as_str)).or(slot.text.as_deref());
                     let Some(text) = text else {
                         if slot.required {
                             return Err(ComposeError::invalid(field, "must not be empty"));

@@ -79,6 +79,12 @@ impl Default for TextStyle {
     }
 }
 
+/// `s` trimmed, or `None` when it is absent or blank: optional copy (captions, labels, balloons)
+/// draws nothing rather than an empty box.
+pub fn nonblank(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// The smallest line pitch we accept: Noto Color Emoji's ascent + descent is 1.2 em.
 pub const MIN_LINE_HEIGHT: f32 = 1.25;
 const ELLIPSIS: &str = "…";
