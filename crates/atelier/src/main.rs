@@ -31,6 +31,9 @@ enum Command {
     Keys(KeysCommand),
     /// Generate images from a prompt with a local diffusers-format model.
     Generate(GenerateArgs),
+    /// Run a writer task (image_prompt, ticket_copy, comic_panels, storyboard) on a language
+    /// model; prints the schema-valid JSON.
+    Write(WriteArgs),
     /// Replay a diffusers reference trace and report per-stage errors (exit 1 if out of tolerance).
     Parity(ParityArgs),
     /// Time text encoding, UNet steps and VAE decode on random weights of SD-Turbo's shapes.
@@ -221,6 +224,65 @@ struct ServeArgs {
     #[arg(long, conflicts_with = "c2pa_cert")]
     no_c2pa: bool,
     #[command(flatten)]
+    llm: LlmArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Which language model writes text (local weights or a remote endpoint).
+#[derive(Args, Debug)]
+struct LlmArgs {
+    /// Local language model: a Qwen2/Qwen2.5/Qwen3 folder (config.json, *.safetensors,
+    /// tokenizer.json) or a .gguf file.
+    #[arg(long, env = "ATELIER_LLM", conflicts_with = "llm_url")]
+    llm: Option<PathBuf>,
+    /// Remote OpenAI-compatible base URL, e.g. http://localhost:11434/v1 (Ollama).
+    #[arg(long, env = "ATELIER_LLM_URL", requires = "llm_model")]
+    llm_url: Option<String>,
+    /// Model name on the remote server.
+    #[arg(long, env = "ATELIER_LLM_MODEL")]
+    llm_model: Option<String>,
+    /// API key for the remote server.
+    #[arg(long, env = "ATELIER_LLM_KEY", hide_env_values = true)]
+    llm_key: Option<String>,
+    /// Seconds before a remote request times out.
+    #[arg(long, default_value_t = 120)]
+    llm_timeout: u64,
+    /// Retries after remote timeouts, connection errors, 429 and 5xx.
+    #[arg(long, default_value_t = 2)]
+    llm_retries: usize,
+}
+
+impl LlmArgs {
+    fn config(&self) -> Option<atelier_llm::LlmConfig> {
+        if let Some(p) = &self.llm {
+            return Some(atelier_llm::LlmConfig::Local(p.clone()));
+        }
+        let url = self.llm_url.clone()?;
+        let mut r = atelier_llm::RemoteConfig::new(url, self.llm_model.clone().unwrap_or_default());
+        r.api_key = self.llm_key.clone();
+        r.timeout = std::time::Duration::from_secs(self.llm_timeout.max(1));
+        r.retries = self.llm_retries;
+        Some(atelier_llm::LlmConfig::Remote(r))
+    }
+}
+
+#[derive(Args, Debug)]
+struct WriteArgs {
+    /// image_prompt, ticket_copy, comic_panels or storyboard.
+    task: String,
+    /// The task input as JSON (see README, "Language models"); `-` reads stdin.
+    #[arg(long)]
+    input: String,
+    /// Seed (local models reproduce a text with the same seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the output schema for this input instead of running the task.
+    #[arg(long)]
+    schema: bool,
+    #[command(flatten)]
+    llm: LlmArgs,
+    #[command(flatten)]
     device: DeviceArgs,
 }
 
@@ -242,7 +304,8 @@ enum ModelsCommand {
         #[arg(long, default_value = "models", env = "ATELIER_MODELS")]
         dir: PathBuf,
     },
-    /// Download a diffusers repository from the Hugging Face hub (honours HF_ENDPOINT, HF_HOME, HF_TOKEN).
+    /// Download a diffusers repository, a language model (safetensors) or one file (GGUF) from
+    /// the Hugging Face hub (honours HF_ENDPOINT, HF_HOME, HF_TOKEN).
     Pull {
         /// e.g. stabilityai/sd-turbo
         repo_id: String,
@@ -253,6 +316,9 @@ enum ModelsCommand {
         /// Also fetch fp16 variants and other weights not needed by atelier.
         #[arg(long)]
         all_files: bool,
+        /// Fetch only this file (e.g. one quantization from a GGUF repository).
+        #[arg(long)]
+        file: Option<String>,
     },
 }
 
@@ -275,6 +341,7 @@ fn main() {
         Command::Serve(a) => serve(a),
         Command::Keys(KeysCommand::Create { tenant, data }) => keys_create(&tenant, &data),
         Command::Generate(a) => generate(a),
+        Command::Write(a) => write(a),
         Command::Parity(a) => parity(a),
         Command::Bench(a) => bench::run(a),
         Command::Models(ModelsCommand::List { dir }) => models_list(&dir),
@@ -283,7 +350,8 @@ fn main() {
             revision,
             dir,
             all_files,
-        }) => models_pull(&repo_id, &revision, &dir, all_files),
+            file,
+        }) => models_pull(&repo_id, &revision, &dir, all_files, file.as_deref()),
         Command::Screen(a) => screen(a),
         Command::Inspect(a) => inspect(a),
         Command::Compose(c) => compose::run(c),
@@ -323,6 +391,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         safety_checker: a.safety_checker,
         service_id: a.service_id,
         watermark: !a.no_watermark,
+        llm: a.llm.config(),
         c2pa: match (a.no_c2pa, a.c2pa_cert, a.c2pa_key) {
             (true, _, _) => atelier_server::C2paConfig::Off,
             (false, Some(cert), Some(key)) => atelier_server::C2paConfig::Pem {
@@ -334,6 +403,36 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         },
     };
     runtime()?.block_on(atelier_server::serve(cfg))?;
+    Ok(0)
+}
+
+fn write(a: WriteArgs) -> anyhow::Result<i32> {
+    let text = if a.input == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        a.input.clone()
+    };
+    let input: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--input is not JSON: {e}"))?;
+    if a.schema {
+        let schema = atelier_writer::Writer::schema_json(&a.task, input)?;
+        println!("{}", serde_json::to_string_pretty(&schema)?);
+        return Ok(0);
+    }
+    let llm = match a.llm.config() {
+        Some(cfg) => Some(atelier_llm::Llm::open(
+            &cfg,
+            &a.device.load_options()?.device,
+        )?),
+        None => None,
+    };
+    let writer = atelier_writer::Writer::new(llm);
+    let opts = atelier_writer::WriteOptions {
+        seed: a.seed,
+        ..Default::default()
+    };
+    let out = runtime()?.block_on(writer.write_json(&a.task, input, &opts))?;
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(0)
 }
 
@@ -760,13 +859,35 @@ fn models_list(dir: &Path) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn models_pull(repo: &str, revision: &str, dir: &Path, all_files: bool) -> anyhow::Result<i32> {
-    let path = atelier_hub::pull(repo, revision, dir, all_files)?;
-    let info = atelier_engine::inspect(&path)?;
-    println!(
-        "pulled {repo}@{revision} into {} ({})",
-        path.display(),
-        info.family.label()
-    );
+fn models_pull(
+    repo: &str,
+    revision: &str,
+    dir: &Path,
+    all_files: bool,
+    file: Option<&str>,
+) -> anyhow::Result<i32> {
+    match atelier_hub::pull(repo, revision, dir, all_files, file)? {
+        atelier_hub::Pulled::Diffusers(path) => {
+            let info = atelier_engine::inspect(&path)?;
+            println!(
+                "pulled {repo}@{revision} into {} ({})",
+                path.display(),
+                info.family.label()
+            );
+        }
+        atelier_hub::Pulled::LanguageModel(path) => println!(
+            "pulled {repo}@{revision} into {} (language model; use it with --llm {})",
+            path.display(),
+            path.display()
+        ),
+        atelier_hub::Pulled::File(path) => {
+            let hint = if path.extension().is_some_and(|e| e == "gguf") {
+                format!(" (use it with --llm {})", path.display())
+            } else {
+                String::new()
+            };
+            println!("pulled {repo}@{revision}: {}{hint}", path.display());
+        }
+    }
     Ok(0)
 }

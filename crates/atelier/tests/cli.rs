@@ -337,3 +337,55 @@ fn compose_renders_tickets_sheets_comics_and_animatics() {
         text(&o)
     );
 }
+
+/// `atelier write`: a clear error without a model, the schema on request, and schema-valid
+/// JSON from a tiny random-weight Qwen2 (GGUF) with the same output for the same seed.
+#[test]
+fn write_runs_tasks_and_says_when_no_model_is_configured() {
+    let input = r#"{"lifestyle": "주말마다 가족과 캠핑을 가요", "brand": "한빛생명"}"#;
+    let o = Command::new(env!("CARGO_BIN_EXE_atelier"))
+        .args(["write", "ticket_copy", "--input", input])
+        .env_remove("ATELIER_LLM")
+        .env_remove("ATELIER_LLM_URL")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("needs a language model") && out.contains("--llm"),
+        "{out}"
+    );
+    assert!(o.stdout.is_empty(), "nothing may be printed as if written");
+
+    let o = atelier(&["write", "ticket_copy", "--schema", "--input", input]);
+    assert!(o.status.success(), "{}", text(&o));
+    let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(schema["properties"]["title"]["maxLength"], 20);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny = atelier_llm::tiny::build(tmp.path(), &Default::default()).unwrap();
+    let run = |seed: &str| {
+        let o = atelier(&[
+            "write",
+            "ticket_copy",
+            "--llm",
+            tiny.gguf.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--input",
+            input,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let a = run("3");
+    println!("{a}");
+    assert_eq!(a["model"], "tiny-qwen2-q8_0");
+    let title = a["value"]["title"].as_str().unwrap();
+    assert!((1..=20).contains(&title.chars().count()), "{title}");
+    assert!((1..=40).contains(&a["value"]["tagline"].as_str().unwrap().chars().count()));
+    assert_eq!(run("3"), a, "same seed, different answer");
+
+    let o = atelier(&["write", "poem", "--schema", "--input", "{}"]);
+    assert!(!o.status.success() && text(&o).contains("unknown writer task"));
+}

@@ -44,7 +44,7 @@ fn respond(mut s: TcpStream, status: &str, headers: &[(String, String)], body: &
     let _ = s.write_all(body);
 }
 
-fn handle(s: TcpStream, root: &Path) {
+fn handle(s: TcpStream, root: &Path, repo: &str) {
     let mut reader = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -63,7 +63,7 @@ fn handle(s: TcpStream, root: &Path) {
             range = Some((a.parse().unwrap(), b.parse().ok()));
         }
     }
-    let api = format!("/api/models/{REPO}/revision/main");
+    let api = format!("/api/models/{repo}/revision/main");
     if path == api {
         let mut list = Vec::new();
         files(root, root, &mut list);
@@ -79,7 +79,7 @@ fn handle(s: TcpStream, root: &Path) {
             body.as_bytes(),
         );
     }
-    let prefix = format!("/{REPO}/resolve/main/");
+    let prefix = format!("/{repo}/resolve/main/");
     let Some(rel) = path.strip_prefix(&prefix) else {
         return respond(s, "404 Not Found", &[], b"not found");
     };
@@ -117,17 +117,130 @@ fn handle(s: TcpStream, root: &Path) {
     respond(s, "206 Partial Content", &headers, body);
 }
 
-#[test]
-fn pull_downloads_a_diffusers_repo_through_hf_endpoint() {
+/// Serves `root` as repository `repo` on a local port; returns the address.
+fn hub(root: PathBuf, repo: &'static str) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let root = fixture();
     std::thread::spawn(move || {
         for s in listener.incoming().flatten() {
             let root = root.clone();
-            std::thread::spawn(move || handle(s, &root));
+            std::thread::spawn(move || handle(s, &root, repo));
         }
     });
+    addr
+}
+
+fn pull(addr: std::net::SocketAddr, hf_home: &Path, args: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_atelier"))
+        .args(["models", "pull"])
+        .args(args)
+        .env("HF_ENDPOINT", format!("http://{addr}"))
+        .env("HF_HOME", hf_home)
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), out)
+}
+
+/// A language model repository (safetensors folder plus files atelier does not need) and a
+/// GGUF repository (several quantizations: one must be named with --file).
+#[test]
+fn pull_downloads_language_models_and_single_gguf_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny = atelier_llm::tiny::build(&tmp.path().join("build"), &Default::default()).unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("onnx")).unwrap();
+    for e in std::fs::read_dir(&tiny.folder).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, repo.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(repo.join("pytorch_model.bin"), b"not needed").unwrap();
+    std::fs::write(repo.join("onnx/model.onnx"), b"not needed").unwrap();
+    let gguf_repo = tmp.path().join("gguf");
+    std::fs::create_dir_all(&gguf_repo).unwrap();
+    std::fs::copy(&tiny.gguf, gguf_repo.join("tiny-q8_0.gguf")).unwrap();
+    std::fs::copy(&tiny.gguf, gguf_repo.join("tiny-q4_0.gguf")).unwrap();
+    std::fs::write(gguf_repo.join("README.md"), b"# tiny").unwrap();
+
+    let models = tmp.path().join("models");
+    let hf_home = tmp.path().join("hf");
+    let addr = hub(repo, "atelier-test/tiny-llm");
+    let (ok, out) = pull(
+        addr,
+        &hf_home,
+        &["atelier-test/tiny-llm", "--dir", models.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("language model") && out.contains("--llm"),
+        "{out}"
+    );
+    let dst = models.join("tiny-llm");
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ] {
+        assert_eq!(
+            std::fs::read(dst.join(f)).unwrap(),
+            std::fs::read(tiny.folder.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert!(!dst.join("pytorch_model.bin").exists() && !dst.join("onnx").exists());
+    let m = atelier_llm::LocalModel::load(&dst, &atelier_llm::Device::Cpu).unwrap();
+    assert_eq!(m.id(), "tiny-llm");
+
+    let addr = hub(gguf_repo, "atelier-test/tiny-gguf");
+    let (ok, out) = pull(
+        addr,
+        &hf_home,
+        &["atelier-test/tiny-gguf", "--dir", models.to_str().unwrap()],
+    );
+    assert!(
+        !ok && out.contains("--file") && out.contains("tiny-q4_0.gguf"),
+        "{out}"
+    );
+    let (ok, out) = pull(
+        addr,
+        &hf_home,
+        &[
+            "atelier-test/tiny-gguf",
+            "--dir",
+            models.to_str().unwrap(),
+            "--file",
+            "tiny-q8_0.gguf",
+        ],
+    );
+    assert!(ok, "{out}");
+    let file = models.join("tiny-gguf/tiny-q8_0.gguf");
+    assert!(out.contains("--llm") && file.is_file(), "{out}");
+    assert!(!models.join("tiny-gguf/tiny-q4_0.gguf").exists());
+    assert!(atelier_llm::LocalModel::load(&file, &atelier_llm::Device::Cpu).is_ok());
+    let (ok, out) = pull(
+        addr,
+        &hf_home,
+        &[
+            "atelier-test/tiny-gguf",
+            "--dir",
+            models.to_str().unwrap(),
+            "--file",
+            "../etc/passwd",
+        ],
+    );
+    assert!(!ok && out.contains("has no file"), "{out}");
+}
+
+#[test]
+fn pull_downloads_a_diffusers_repo_through_hf_endpoint() {
+    let addr = hub(fixture(), REPO);
     let tmp = tempfile::tempdir().unwrap();
     let models = tmp.path().join("models");
     let hf_home = tmp.path().join("hf");

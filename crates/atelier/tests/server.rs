@@ -828,9 +828,10 @@ fn kill_dash_nine_mid_job_loses_nothing_and_runs_nothing_twice() {
 
 /// The official Python clients (openai, replicate, standardwebhooks), installed by .ci/run
 /// (or by tests/python/setup.sh) into a virtualenv named by ATELIER_TEST_PYTHON.
-#[test]
-fn official_python_clients_work_unchanged() {
-    let python = match std::env::var("ATELIER_TEST_PYTHON") {
+/// The virtualenv python with the official clients: ATELIER_TEST_PYTHON (set by .ci/run) or
+/// tests/python/setup.sh.
+fn python_clients() -> PathBuf {
+    match std::env::var("ATELIER_TEST_PYTHON") {
         Ok(p) => PathBuf::from(p),
         Err(_) => {
             let o = Command::new("bash")
@@ -844,7 +845,12 @@ fn official_python_clients_work_unchanged() {
             );
             PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
         }
-    };
+    }
+}
+
+#[test]
+fn official_python_clients_work_unchanged() {
+    let python = python_clients();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let key = keys_create(&data, "clients");
@@ -953,4 +959,122 @@ fn blocked_prompts_fail_and_served_images_carry_provenance() {
         );
     }
     s.assert_no_internal_errors();
+}
+
+/// The official openai client's chat API against a tiny random-weight Qwen2 model served by
+/// `atelier serve --llm` (tests/python/chat.py), plus what a server without a model says.
+#[test]
+fn chat_completions_work_with_the_openai_client() {
+    let python = python_clients();
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny =
+        atelier_llm::tiny::build(tmp.path(), &atelier_llm::tiny::TinySpec::default()).unwrap();
+    let data = tmp.path().join("data");
+    let key = keys_create(&data, "chat");
+    let local = atelier_llm::LocalModel::load(&tiny.folder, &atelier_llm::Device::Cpu).unwrap();
+    let max_token_chars = (0..local.tokenizer().len() as u32)
+        .map(|id| {
+            String::from_utf8_lossy(local.tokenizer().text_bytes(id))
+                .chars()
+                .count() as u64
+        })
+        .max()
+        .unwrap();
+    for model in [&tiny.gguf, &tiny.folder] {
+        let s = Server::start(&data, &[], &["--llm", model.to_str().unwrap()]);
+        let id = model.file_stem().unwrap().to_str().unwrap();
+        let out = Command::new(&python)
+            .arg(root().join("tests/python/chat.py"))
+            .args([&s.base, &key, id])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!("{}: {text}", model.display());
+        assert!(
+            out.status.success(),
+            "python chat client failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("5 passed, 0 failed"), "{text}");
+        stream_disconnect_stops_generation(&s, &key, id, max_token_chars);
+        s.assert_no_internal_errors();
+    }
+    // Without --llm: a clear 503 that says how to configure a model.
+    let s = Server::start(&data, &[], &[]);
+    let (status, body, _) = post(
+        &client(),
+        &format!("{}/v1/chat/completions", s.base),
+        Some(&key),
+        &json!({"model": "x", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "no_language_model");
+    assert!(body["error"]["message"].as_str().unwrap().contains("--llm"));
+}
+
+/// Tokens the server's language model has generated (`/metrics`).
+fn llm_tokens(base: &str) -> u64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("atelier_llm_tokens_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("atelier_llm_tokens_total in /metrics")
+}
+
+/// A client that reads three chunks of a long stream and hangs up: generation stops far short
+/// of the answer (a schema whose one string needs at least 8000 characters, so the model
+/// cannot end its turn early).
+fn stream_disconnect_stops_generation(s: &Server, key: &str, model: &str, max_token_chars: u64) {
+    let before = llm_tokens(&s.base);
+    let body = json!({
+        "model": model, "stream": true, "max_tokens": 8000, "seed": 1,
+        "messages": [{"role": "user", "content": "긴 이야기"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "long", "schema": {
+            "type": "object", "properties": {"story": {"type": "string", "minLength": 8000}},
+            "required": ["story"], "additionalProperties": false}}},
+    });
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut reader = BufReader::new(resp);
+    let mut chunks = 0;
+    let mut line = String::new();
+    while chunks < 3 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "stream ended early"
+        );
+        if line.starts_with("data:") {
+            chunks += 1;
+        }
+    }
+    drop(reader);
+    // Wait until the counter settles (generation ended), then compare with the answer's size.
+    let mut last = llm_tokens(&s.base);
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = llm_tokens(&s.base);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let generated = last - before;
+    println!("tokens generated before the hang-up took effect: {generated}");
+    // The answer needs at least 8000 / (longest token in characters) tokens.
+    let needed = 8000 / max_token_chars;
+    assert!(
+        generated < needed,
+        "generation went on after the client left: {generated} tokens (a full answer needs {needed})"
+    );
 }

@@ -21,8 +21,12 @@ pub enum HubError {
     },
     #[error("hub request for {repo}: {message}")]
     Hub { repo: String, message: String },
-    #[error("{repo} has no model_index.json: atelier pulls diffusers-format repositories")]
-    NotDiffusers { repo: String },
+    #[error("{repo} is neither a diffusers repository (model_index.json) nor a language model (config.json + tokenizer.json); to take one file, name it with --file")]
+    NotAModel { repo: String },
+    #[error("{repo} holds several GGUF files; pick one with --file: {}", .files.join(", "))]
+    PickFile { repo: String, files: Vec<String> },
+    #[error("{repo} has no file {file:?}")]
+    NoSuchFile { repo: String, file: String },
     #[error("invalid repository id {0:?}: expected owner/name")]
     BadRepoId(String),
     #[error(transparent)]
@@ -123,13 +127,49 @@ fn new_bar() -> Bar {
     Bar(bar)
 }
 
-/// Downloads `repo_id` at `revision` into `dir/<name>` and returns that folder.
+/// Whether a language-model repository file is needed: the top-level configs, tokenizer files,
+/// chat template and safetensors weights (not `.bin`, ONNX, GGUF or sub-folders) unless
+/// `all_files`.
+pub fn wanted_llm(file: &str, all_files: bool) -> bool {
+    if all_files {
+        return true;
+    }
+    !file.contains('/')
+        && [".json", ".safetensors", ".jinja", ".txt"]
+            .iter()
+            .any(|e| file.ends_with(e))
+}
+
+/// What a pull brought in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pulled {
+    /// A diffusers pipeline folder.
+    Diffusers(PathBuf),
+    /// A language-model folder (config.json, tokenizer, safetensors).
+    LanguageModel(PathBuf),
+    /// One file named with `--file` (e.g. a GGUF model).
+    File(PathBuf),
+}
+
+impl Pulled {
+    /// Where it landed.
+    pub fn path(&self) -> &Path {
+        match self {
+            Pulled::Diffusers(p) | Pulled::LanguageModel(p) | Pulled::File(p) => p,
+        }
+    }
+}
+
+/// Downloads `repo_id` at `revision` into `dir/<name>`: a diffusers pipeline, a language model's
+/// safetensors folder, or only `file` when one is named (a GGUF repository holds many
+/// quantizations of one model).
 pub fn pull(
     repo_id: &str,
     revision: &str,
     dir: &Path,
     all_files: bool,
-) -> Result<PathBuf, HubError> {
+    file: Option<&str>,
+) -> Result<Pulled, HubError> {
     let name = repo_id
         .rsplit('/')
         .next()
@@ -150,8 +190,55 @@ pub fn pull(
     ));
     let info = repo.info().map_err(hub)?;
     let files: Vec<String> = info.siblings.iter().map(|s| s.rfilename.clone()).collect();
+    let target = dir.join(name);
+    let fetch = |file: &str| -> Result<PathBuf, HubError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| HubError::Io { path, source }
+        };
+        let cached = repo.download_with_progress(file, new_bar()).map_err(hub)?;
+        let dest = target.join(file);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let _ = std::fs::remove_file(&dest);
+        let real = std::fs::canonicalize(&cached).map_err(io(&cached))?;
+        if std::fs::hard_link(&real, &dest).is_err() {
+            std::fs::copy(&real, &dest).map_err(io(&dest))?;
+        }
+        tracing::info!(file = %file, "pulled");
+        Ok(dest)
+    };
+    let safe = |f: &str| !f.split('/').any(|part| part == ".." || part.is_empty());
+    if let Some(file) = file {
+        if !safe(file) || !files.iter().any(|f| f == file) {
+            return Err(HubError::NoSuchFile {
+                repo: repo_id.into(),
+                file: file.into(),
+            });
+        }
+        return Ok(Pulled::File(fetch(file)?));
+    }
     if !files.iter().any(|f| f == "model_index.json") {
-        return Err(HubError::NotDiffusers {
+        let has = |n: &str| files.iter().any(|f| f == n);
+        if has("config.json") && has("tokenizer.json") {
+            for f in files.iter().filter(|f| safe(f) && wanted_llm(f, all_files)) {
+                fetch(f)?;
+            }
+            return Ok(Pulled::LanguageModel(target));
+        }
+        let gguf: Vec<String> = files
+            .iter()
+            .filter(|f| f.ends_with(".gguf"))
+            .cloned()
+            .collect();
+        if !gguf.is_empty() {
+            return Err(HubError::PickFile {
+                repo: repo_id.into(),
+                files: gguf,
+            });
+        }
+        return Err(HubError::NotAModel {
             repo: repo_id.into(),
         });
     }
@@ -178,32 +265,14 @@ pub fn pull(
         })
         .map(|(k, _)| k.clone())
         .collect();
-    let target = dir.join(name);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| HubError::Io { path, source }
-    };
     for file in files
         .iter()
-        .filter(|f| wanted(f, &files, &components, all_files))
+        .filter(|f| safe(f) && wanted(f, &files, &components, all_files))
     {
-        if file.split('/').any(|part| part == ".." || part.is_empty()) {
-            continue;
-        }
-        let cached = repo.download_with_progress(file, new_bar()).map_err(hub)?;
-        let dest = target.join(file);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        let _ = std::fs::remove_file(&dest);
-        let real = std::fs::canonicalize(&cached).map_err(io(&cached))?;
-        if std::fs::hard_link(&real, &dest).is_err() {
-            std::fs::copy(&real, &dest).map_err(io(&dest))?;
-        }
-        tracing::info!(file = %file, "pulled");
+        fetch(file)?;
     }
     inspect(&target)?;
-    Ok(target)
+    Ok(Pulled::Diffusers(target))
 }
 
 #[cfg(test)]
@@ -242,6 +311,39 @@ mod tests {
                 "unet/diffusion_pytorch_model.safetensors",
                 "vae/diffusion_pytorch_model.fp16.safetensors",
                 "tokenizer/merges.txt",
+            ]
+        );
+    }
+
+    #[test]
+    fn picks_language_model_files() {
+        let got: Vec<&str> = [
+            "config.json",
+            "generation_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "merges.txt",
+            "model-00001-of-00002.safetensors",
+            "model.safetensors.index.json",
+            "pytorch_model.bin",
+            "onnx/model.onnx",
+            "qwen2.5-1.5b-instruct-q4_k_m.gguf",
+            "chat_template.jinja",
+        ]
+        .into_iter()
+        .filter(|f| wanted_llm(f, false))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                "config.json",
+                "generation_config.json",
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "merges.txt",
+                "model-00001-of-00002.safetensors",
+                "model.safetensors.index.json",
+                "chat_template.jinja",
             ]
         );
     }

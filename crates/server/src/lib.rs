@@ -32,7 +32,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 
 /// The complete router.
 pub fn router(state: AppState) -> Router {
-    use routes::{files, openai, ops, predictions};
+    use routes::{chat, files, openai, ops, predictions};
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/predictions/{id}/stream", get(predictions::stream))
         .route("/v1/predictions/{id}/preview", get(predictions::preview))
         .route("/v1/images/generations", post(openai::generations))
+        .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/files/{id}", get(files::get))
         .route("/v1/webhooks/default/secret", get(ops::webhook_secret))
         .route("/v1/audit", get(ops::audit))
@@ -90,6 +91,9 @@ pub struct ServeConfig {
     pub watermark: bool,
     /// How outputs get C2PA manifests.
     pub c2pa: C2paConfig,
+    /// The language model for chat completions and writer tasks (none: those say how to
+    /// configure one).
+    pub llm: Option<atelier_llm::LlmConfig>,
 }
 
 /// C2PA signing for `serve`.
@@ -125,6 +129,8 @@ pub enum ServeError {
     Safety(#[from] atelier_safety::SafetyError),
     #[error(transparent)]
     Provenance(#[from] atelier_provenance::ProvenanceError),
+    #[error("language model: {0}")]
+    Llm(#[from] atelier_llm::LlmError),
 }
 
 /// Builds the safety/provenance guard from the serve settings.
@@ -228,6 +234,20 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         cfg.max_loaded_models,
     ));
     let guard = Arc::new(guard(&cfg, &models)?);
+    let llm = match cfg.llm.clone() {
+        Some(c) => {
+            let device = cfg.load.device.clone();
+            let llm = tokio::task::spawn_blocking(move || atelier_llm::Llm::open(&c, &device))
+                .await
+                .map_err(|e| atelier_llm::LlmError::Internal(e.to_string()))??;
+            tracing::info!(model = llm.id(), kind = llm.kind(), "language model ready");
+            Some(llm)
+        }
+        None => {
+            tracing::info!("no language model configured (--llm or --llm-url): writer tasks and /v1/chat/completions will say so");
+            None
+        }
+    };
     let apps: Vec<Arc<dyn App>> = vec![Arc::new(TextToImage::new(models.clone(), guard))];
     let platform = Platform::new(
         store.clone() as Arc<dyn JobStore>,
@@ -250,6 +270,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned()),
         link_ttl_s: 24 * 3600,
+        llm,
     };
     let base = state
         .public_url

@@ -20,6 +20,7 @@ use crate::state::AppState;
         crate::routes::predictions::stream,
         crate::routes::predictions::preview,
         crate::routes::openai::generations,
+        crate::routes::chat::completions,
         crate::routes::files::get,
         crate::routes::ops::healthz,
         crate::routes::ops::readyz,
@@ -31,6 +32,7 @@ use crate::state::AppState;
     components(schemas(
         crate::routes::predictions::PredictionRequest,
         crate::routes::openai::ImagesRequest,
+        crate::routes::chat::ChatCompletionRequest,
         crate::routes::ErrorBody,
         crate::routes::ErrorDetail,
     ))

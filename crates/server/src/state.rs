@@ -20,6 +20,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Lifetime of signed file links, in seconds.
     pub link_ttl_s: i64,
+    /// The language model behind `/v1/chat/completions` and the writer tasks, if configured.
+    pub llm: Option<atelier_llm::Llm>,
 }
 
 impl AppState {

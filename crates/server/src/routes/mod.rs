@@ -1,5 +1,6 @@
 //! HTTP routes, grouped by concern.
 
+pub mod chat;
 pub mod files;
 pub mod openai;
 pub mod ops;
