@@ -163,8 +163,21 @@ pub fn observe(image: &RgbaImage, title: &str, tagline: &str) -> Observed {
 
 /// Picks a preset for the observed traits; returns its name and score.
 pub fn choose<'a>(presets: &'a Presets, observed: &Observed) -> Option<(&'a str, u32)> {
+    choose_from(presets, observed, &[])
+}
+
+/// As [`choose`], among the presets named in `allowed` only (a campaign's list; empty allows
+/// all).
+pub fn choose_from<'a>(
+    presets: &'a Presets,
+    observed: &Observed,
+    allowed: &[String],
+) -> Option<(&'a str, u32)> {
     let mut best: Option<(&str, u32)> = None;
-    for p in presets.iter() {
+    for p in presets
+        .iter()
+        .filter(|p| allowed.is_empty() || allowed.contains(&p.name))
+    {
         let has = |list: &[String], v: &str| list.iter().any(|x| x == v);
         let score = 4 * has(&p.choose.aspect, observed.aspect) as u32
             + 2 * has(&p.choose.palette, observed.palette) as u32

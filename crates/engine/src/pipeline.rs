@@ -168,6 +168,10 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+    /// The shared flag, so a job's one cancel reaches other runtimes (the language model's).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
 }
 
 /// Phases a run goes through, for progress reporting.

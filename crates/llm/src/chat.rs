@@ -179,4 +179,9 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+    /// A token on an existing flag, so a job's cancel (the engine's token) also stops text
+    /// generation.
+    pub fn sharing(flag: Arc<AtomicBool>) -> Self {
+        Self(flag)
+    }
 }

@@ -34,6 +34,10 @@ pub enum PlatformError {
     /// The engine failed while running a job.
     #[error(transparent)]
     Engine(#[from] atelier_engine::EngineError),
+    /// An app step failed for a reason of its own (`llm_error`, `render_error`); the job fails
+    /// with this code.
+    #[error("{code}: {message}")]
+    Failed { code: String, message: String },
     /// Screening blocked the job's content.
     #[error("content blocked ({}): {}", .0.category, .0.message)]
     ContentBlocked(Box<Blocked>),

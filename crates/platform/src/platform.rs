@@ -27,6 +27,11 @@ pub trait App: Send + Sync + 'static {
     fn input_schema(&self) -> Value;
     /// Runs the job; returns its output (file references as [`FILE_REF`] strings).
     async fn run(&self, ctx: JobContext) -> Result<Value>;
+    /// Attempts for this app's jobs when not the platform default: long jobs that resume where
+    /// they stopped (batches) should survive more than one crash.
+    fn max_attempts(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Bounds enforced at submission.
@@ -251,7 +256,9 @@ impl Platform {
                 retry_after_s: 5,
             });
         }
-        new.max_attempts = self.config.limits.max_attempts;
+        new.max_attempts = app
+            .max_attempts()
+            .unwrap_or(self.config.limits.max_attempts);
         let (job, created) = self.store.create_job(new, now_ms()).await?;
         if created {
             crate::metrics::metrics()

@@ -168,6 +168,11 @@ async fn run_job(
             message: format!("content blocked ({}): {}", b.category, b.message),
             details: Some(serde_json::json!({"category": b.category, "details": b.details})),
         },
+        Err(PlatformError::Failed { code, message }) => Outcome::Failed {
+            code,
+            message,
+            details: None,
+        },
         Err(PlatformError::Engine(e)) => Outcome::Failed {
             code: "engine_error".into(),
             message: e.to_string(),

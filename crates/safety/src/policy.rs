@@ -86,7 +86,8 @@ impl Policy {
         Ok(p)
     }
 
-    fn check(&self, at: &str) -> Result<(), SafetyError> {
+    /// Rejects deny categories that are not `lower_snake` (they name audit entries and errors).
+    pub fn check(&self, at: &str) -> Result<(), SafetyError> {
         for d in &self.deny {
             if !valid_category(&d.category) {
                 return Err(SafetyError::Policy {
@@ -149,6 +150,18 @@ impl PolicySet {
 
     /// The policy for a tenant and (optionally) a campaign, on top of `builtin` lists.
     pub fn resolve(&self, builtin: &Screener, tenant: &str, campaign: Option<&str>) -> Effective {
+        self.resolve_with(builtin, tenant, campaign, None)
+    }
+
+    /// As [`resolve`](Self::resolve), with one more layer on top: a campaign's own policy when
+    /// campaigns live in the database rather than in the policy file.
+    pub fn resolve_with(
+        &self,
+        builtin: &Screener,
+        tenant: &str,
+        campaign: Option<&str>,
+        extra: Option<&Policy>,
+    ) -> Effective {
         let mut e = Effective {
             action: Action::Reject,
             image_action: Action::Reject,
@@ -161,6 +174,9 @@ impl PolicySet {
         }
         if let Some(c) = campaign.and_then(|c| self.campaigns.get(c)) {
             c.apply(&mut e);
+        }
+        if let Some(x) = extra {
+            x.apply(&mut e);
         }
         e
     }

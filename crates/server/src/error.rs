@@ -93,6 +93,11 @@ impl From<PlatformError> for ApiError {
                 format!("content blocked ({}): {}", b.category, b.message),
             )
             .field("input.prompt"),
+            PlatformError::Failed { code, message } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "step_failed",
+                format!("{code}: {message}"),
+            ),
             PlatformError::Webhook { url, message } => {
                 Self::invalid("webhook", format!("{url}: {message}"))
             }

@@ -5,14 +5,40 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use atelier_engine::image::RgbImage;
 use atelier_platform::{Blocked, JobContext, PlatformError};
 use atelier_provenance::watermark::{self, Payload, DEFAULT_STRENGTH};
 use atelier_provenance::{LabelSpec, Provenance};
 use atelier_safety::checker::{blur, ImageVerdict};
 use atelier_safety::policy::Effective;
-use atelier_safety::{Action, ImageScreening, PolicySet, SafetyChecker, Screener};
+use atelier_safety::{Action, ImageScreening, Policy, PolicySet, SafetyChecker, Screener};
 use serde_json::{json, Value};
+
+/// Where safety decisions are recorded: a job's audit log, or a log line when a workflow runs
+/// without the server (`atelier ticket`).
+#[async_trait]
+pub trait Audit: Send + Sync {
+    /// Records one decision (`blocked_prompt`, `flagged_image`, `override`, …).
+    async fn audit(
+        &self,
+        action: &str,
+        category: Option<&str>,
+        detail: Value,
+    ) -> Result<(), PlatformError>;
+}
+
+#[async_trait]
+impl Audit for JobContext {
+    async fn audit(
+        &self,
+        action: &str,
+        category: Option<&str>,
+        detail: Value,
+    ) -> Result<(), PlatformError> {
+        JobContext::audit(self, action, category, detail).await
+    }
+}
 
 /// Deployment-wide safety and provenance settings, shared by the apps.
 pub struct Guard {
@@ -90,15 +116,39 @@ impl Guard {
         campaign: Option<&str>,
         prompt: &str,
     ) -> Result<PromptVerdict, PlatformError> {
-        let policy = self
-            .policies
-            .resolve(&self.builtin, &ctx.job.tenant_id, campaign);
+        let policy = self.policy(&ctx.job.tenant_id, campaign, None);
+        self.screen_text(ctx, policy, campaign, "prompt", prompt)
+            .await
+    }
+
+    /// The policy in force: deployment default, tenant, the policy file's campaign table, then
+    /// a campaign's own stored policy (`extra`).
+    pub fn policy(
+        &self,
+        tenant: &str,
+        campaign: Option<&str>,
+        extra: Option<&Policy>,
+    ) -> Effective {
+        self.policies
+            .resolve_with(&self.builtin, tenant, campaign, extra)
+    }
+
+    /// Screens one text (`stage` names it in the audit log and the error: `prompt`,
+    /// `lifestyle_text`, `copy`, …) under `policy`.
+    pub async fn screen_text(
+        &self,
+        ctx: &dyn Audit,
+        policy: Effective,
+        campaign: Option<&str>,
+        stage: &str,
+        prompt: &str,
+    ) -> Result<PromptVerdict, PlatformError> {
         let d = policy.screener.screen(prompt);
         for o in &d.overridden {
             ctx.audit(
                 "override",
                 Some(&o.category),
-                json!({"term": o.term, "span": o.span, "campaign": campaign, "stage": "prompt"}),
+                json!({"term": o.term, "span": o.span, "campaign": campaign, "stage": stage}),
             )
             .await?;
         }
@@ -109,7 +159,7 @@ impl Guard {
             });
         };
         let detail = json!({
-            "stage": "prompt",
+            "stage": stage,
             "term": d.term,
             "span": d.span,
             "matches": d.matches,
@@ -120,7 +170,8 @@ impl Guard {
                 .await?;
             return Err(PlatformError::ContentBlocked(Box::new(Blocked {
                 message: format!(
-                    "the prompt matched {:?} at characters {:?}",
+                    "the {} matched {:?} at characters {:?}",
+                    stage.replace('_', " "),
                     d.term.unwrap_or_default(),
                     d.span.unwrap_or_default()
                 ),
@@ -139,7 +190,7 @@ impl Guard {
     /// job (nothing stored), a blurred one is replaced, a flagged one is marked.
     pub async fn screen_images(
         &self,
-        ctx: &JobContext,
+        ctx: &dyn Audit,
         verdict: &PromptVerdict,
         images: Vec<RgbImage>,
     ) -> Result<Screened, PlatformError> {

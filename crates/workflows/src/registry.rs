@@ -14,6 +14,7 @@ pub struct ModelRegistry {
     max_loaded: usize,
     loaded: Mutex<Vec<(String, Arc<DiffusionModel>)>>,
     digests: Mutex<std::collections::HashMap<PathBuf, String>>,
+    generations: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ModelRegistry {
@@ -33,7 +34,20 @@ impl ModelRegistry {
             max_loaded: max_loaded.max(1),
             loaded: Mutex::new(Vec::new()),
             digests: Mutex::new(std::collections::HashMap::new()),
+            generations: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Image generations started through this registry's models (for `/metrics` and for tests
+    /// that prove blocked input never reaches a model).
+    pub fn generations(&self) -> u64 {
+        self.generations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts one generation; called by the apps right before they run the engine.
+    pub fn count_generation(&self) {
+        self.generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `sha256:…` of a model folder's weights for provenance, computed once per folder (on a

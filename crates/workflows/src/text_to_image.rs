@@ -343,27 +343,17 @@ impl App for TextToImage {
                 resolved.seed
             ))
             .await;
-        let reporter = ctx.reporter.clone();
-        let cancel = ctx.cancel.clone();
-        let m = model.clone();
-        let mut out = tokio::task::spawn_blocking(move || {
-            m.generate(
-                &req,
-                &mut |p| {
-                    let preview = p
-                        .previews
-                        .as_ref()
-                        .and_then(|v| v.first())
-                        .and_then(|img| img.to_png(&[]).ok());
-                    if p.phase == atelier_engine::pipeline::Phase::Denoising {
-                        reporter.progress_blocking(p.step, p.total, preview);
-                    }
-                },
-                &cancel,
-            )
-        })
-        .await
-        .map_err(|e| PlatformError::Corrupt(format!("generation thread panicked: {e}")))??;
+        let mut out = run_engine(
+            &self.models,
+            model.clone(),
+            req,
+            {
+                let r = ctx.reporter.clone();
+                move |step, total, preview| r.progress_blocking(step, total, preview)
+            },
+            ctx.cancel.clone(),
+        )
+        .await?;
         for w in &out.warnings {
             ctx.reporter.log(format!("warning: {w}")).await;
         }
@@ -420,9 +410,41 @@ impl App for TextToImage {
     }
 }
 
+/// Runs the engine on a blocking thread, with progress and previews (of the first image)
+/// reported for the job; counts the generation in the registry.
+pub(crate) async fn run_engine(
+    models: &ModelRegistry,
+    model: Arc<atelier_engine::DiffusionModel>,
+    req: GenerateRequest,
+    progress: impl Fn(usize, usize, Option<Vec<u8>>) + Send + 'static,
+    cancel: atelier_engine::CancelToken,
+) -> Result<atelier_engine::pipeline::GenerateOutput, PlatformError> {
+    models.count_generation();
+    tokio::task::spawn_blocking(move || {
+        model.generate(
+            &req,
+            &mut |p| {
+                if p.phase != atelier_engine::pipeline::Phase::Denoising {
+                    return;
+                }
+                let preview = p
+                    .previews
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .and_then(|img| img.to_png(&[]).ok());
+                progress(p.step, p.total, preview);
+            },
+            &cancel,
+        )
+    })
+    .await
+    .map_err(|e| PlatformError::Corrupt(format!("generation thread panicked: {e}")))?
+    .map_err(PlatformError::from)
+}
+
 /// Encodes with provenance: PNG text chunks + XMP, JPEG with XMP, WebP pixels only (the
 /// encoder has no metadata support; the watermark still identifies the job).
-fn encode(
+pub(crate) fn encode(
     img: &atelier_engine::image::RgbImage,
     ext: &str,
     parameters: &str,

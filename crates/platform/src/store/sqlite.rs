@@ -120,8 +120,17 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        // The workflows keep their own tables in the same file with their own migrations
+        // (versions from 1000 up); each migrator ignores the other's.
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The connection pool, for stores of the apps that share this database file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn job_by_id(&self, id: &str) -> Result<Option<Job>> {

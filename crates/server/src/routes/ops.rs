@@ -60,6 +60,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     m.step_time
         .render("atelier_step_seconds", "Time per denoising step.", &mut out);
+    out.push_str(&format!(
+        "# HELP atelier_generations_total Image generations started (after screening).\n# TYPE atelier_generations_total counter\natelier_generations_total {}\n",
+        state.models.generations()
+    ));
     let resident = state.models.resident();
     out.push_str(&format!(
         "# HELP atelier_models_loaded Models resident in memory.\n# TYPE atelier_models_loaded gauge\natelier_models_loaded {}\n",
