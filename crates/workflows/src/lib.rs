@@ -5,6 +5,7 @@
 pub mod guard;
 pub mod registry;
 pub mod text_to_image;
+pub mod tickets;
 
 pub use guard::Guard;
 pub use registry::ModelRegistry;
