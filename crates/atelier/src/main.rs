@@ -3,6 +3,7 @@
 
 mod bench;
 mod compose;
+mod ticket;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -48,6 +49,8 @@ enum Command {
     /// Lay out tickets, storyboard sheets and comics; encode animatics (MP4, GIF, WebP).
     #[command(subcommand)]
     Compose(compose::ComposeCommand),
+    /// Make one photo ticket without the server (campaign file + customer text -> PNG).
+    Ticket(ticket::TicketArgs),
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +207,9 @@ struct ServeArgs {
     /// installed model that ships one.
     #[arg(long, env = "ATELIER_SAFETY_CHECKER")]
     safety_checker: Option<PathBuf>,
+    /// Extra photo-ticket presets: a folder of `<name>/preset.toml` directories.
+    #[arg(long, env = "ATELIER_PRESETS")]
+    presets: Option<PathBuf>,
     /// Deployment id carried by invisible watermarks (0-65535).
     #[arg(long, default_value_t = 1, env = "ATELIER_SERVICE_ID")]
     service_id: u16,
@@ -355,6 +361,7 @@ fn main() {
         Command::Screen(a) => screen(a),
         Command::Inspect(a) => inspect(a),
         Command::Compose(c) => compose::run(c),
+        Command::Ticket(a) => ticket::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -392,6 +399,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         service_id: a.service_id,
         watermark: !a.no_watermark,
         llm: a.llm.config(),
+        presets: a.presets,
         c2pa: match (a.no_c2pa, a.c2pa_cert, a.c2pa_key) {
             (true, _, _) => atelier_server::C2paConfig::Off,
             (false, Some(cert), Some(key)) => atelier_server::C2paConfig::Pem {

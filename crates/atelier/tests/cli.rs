@@ -389,3 +389,83 @@ fn write_runs_tasks_and_says_when_no_model_is_configured() {
     let o = atelier(&["write", "poem", "--schema", "--input", "{}"]);
     assert!(!o.status.success() && text(&o).contains("unknown writer task"));
 }
+
+/// `atelier ticket`: a campaign file and a customer's text make a ticket PNG without the
+/// server; a blocked text fails before any model runs, naming the category.
+#[test]
+fn ticket_makes_one_ticket_without_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let campaign = tmp.path().join("campaign.toml");
+    std::fs::write(
+        &campaign,
+        r##"
+name = "봄 캠페인"
+brand = "한빛생명"
+copy = "supplied"
+style_prompt = "film still"
+scale = 0.25
+presets = ["minimal"]
+[generation]
+steps = 2
+width = 64
+height = 64
+[palette]
+primary = "#1f4e79"
+[fields]
+date = "2026.12.24"
+"##,
+    )
+    .unwrap();
+    let out = tmp.path().join("ticket.png");
+    let models = fixtures().join("sd15-tiny");
+    let o = atelier(&[
+        "ticket",
+        "--campaign",
+        campaign.to_str().unwrap(),
+        "--name",
+        "김하늘",
+        "--text",
+        "weekend bike rides by the river",
+        "--title",
+        "한강의 주말",
+        "--tagline",
+        "평범해서 더 빛나는 하루",
+        "--seed",
+        "5",
+        "--models",
+        models.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let steps: serde_json::Value = serde_json::from_slice(&o.stdout).expect("step records");
+    assert_eq!(steps.as_array().unwrap().len(), 9);
+    assert_eq!(steps[5]["output"]["preset"], "minimal");
+    let png = std::fs::read(&out).unwrap();
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (270, 338));
+    let prov = atelier_provenance::inspect(&png).unwrap().provenance.unwrap();
+    assert_eq!(prov.label.as_deref(), Some("AI 생성"));
+    assert_eq!(prov.seed, 5);
+
+    let o = atelier(&[
+        "ticket",
+        "--campaign",
+        campaign.to_str().unwrap(),
+        "--name",
+        "박민수",
+        "--text",
+        "주말마다 필로폰 투약하는 게 낙이에요",
+        "--title",
+        "제목",
+        "--tagline",
+        "문구",
+        "--models",
+        models.to_str().unwrap(),
+        "-o",
+        tmp.path().join("blocked.png").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("drugs"), "{}", text(&o));
+    assert!(!tmp.path().join("blocked.png").exists());
+}

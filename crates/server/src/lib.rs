@@ -17,6 +17,9 @@ use atelier_platform::links::LinkSigner;
 use atelier_platform::store::sqlite::SqliteStore;
 use atelier_platform::{App, JobStore, Limits, Platform, PlatformConfig};
 use atelier_safety::PolicySet;
+use atelier_workflows::tickets::{
+    PhotoTicketApp, SqliteTickets, TicketBatchApp, TicketWorkflow, Tickets,
+};
 use atelier_workflows::{Guard, ModelRegistry, TextToImage};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -32,7 +35,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 
 /// The complete router.
 pub fn router(state: AppState) -> Router {
-    use routes::{chat, files, openai, ops, predictions};
+    use routes::{chat, files, openai, ops, predictions, tickets};
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -56,6 +59,30 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/files/{id}", get(files::get))
         .route("/v1/webhooks/default/secret", get(ops::webhook_secret))
         .route("/v1/audit", get(ops::audit))
+        .route(
+            "/v1/campaigns",
+            post(tickets::create_campaign).get(tickets::list_campaigns),
+        )
+        .route(
+            "/v1/campaigns/{id}",
+            get(tickets::get_campaign).patch(tickets::update_campaign),
+        )
+        .route(
+            "/v1/campaigns/{id}/tickets",
+            post(tickets::create_ticket).get(tickets::list_tickets),
+        )
+        .route(
+            "/v1/campaigns/{id}/batches",
+            post(tickets::create_batch).layer(DefaultBodyLimit::max(tickets::CSV_LIMIT)),
+        )
+        .route("/v1/tickets/{id}", get(tickets::get_ticket))
+        .route("/v1/tickets/{id}/rerun", post(tickets::rerun_ticket))
+        .route("/v1/tickets/{id}/revoke", post(tickets::revoke_ticket))
+        .route("/v1/batches/{id}", get(tickets::get_batch))
+        .route("/v1/batches/{id}/links.csv", get(tickets::batch_links))
+        .route("/v1/batches/{id}/tickets.zip", get(tickets::batch_zip))
+        .route("/t/{share_id}", get(tickets::share_page))
+        .route("/t/{share_id}/ticket.png", get(tickets::share_image))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -94,6 +121,19 @@ pub struct ServeConfig {
     /// The language model for chat completions and writer tasks (none: those say how to
     /// configure one).
     pub llm: Option<atelier_llm::LlmConfig>,
+    /// Extra ticket presets: a folder of `<name>/preset.toml` (+ SVG) directories.
+    pub presets: Option<PathBuf>,
+}
+
+/// The bundled ticket presets plus those in `dir`.
+pub fn presets(
+    dir: Option<&std::path::Path>,
+) -> Result<atelier_compose::ticket::Presets, ServeError> {
+    let mut p = atelier_compose::ticket::Presets::builtin()?;
+    if let Some(d) = dir {
+        p.load_dir(d)?;
+    }
+    Ok(p)
 }
 
 /// C2PA signing for `serve`.
@@ -131,6 +171,8 @@ pub enum ServeError {
     Provenance(#[from] atelier_provenance::ProvenanceError),
     #[error("language model: {0}")]
     Llm(#[from] atelier_llm::LlmError),
+    #[error("ticket presets: {0}")]
+    Compose(#[from] atelier_compose::ComposeError),
 }
 
 /// Builds the safety/provenance guard from the serve settings.
@@ -248,7 +290,31 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             None
         }
     };
-    let apps: Vec<Arc<dyn App>> = vec![Arc::new(TextToImage::new(models.clone(), guard))];
+    let share_base = cfg
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{}", cfg.listen));
+    let tickets = Arc::new(Tickets {
+        store: Arc::new(SqliteTickets::new(store.pool().clone()).await?),
+        workflow: Arc::new(TicketWorkflow {
+            models: models.clone(),
+            guard: guard.clone(),
+            writer: atelier_writer::Writer::new(llm.clone()),
+            presets: Arc::new(presets(cfg.presets.as_deref())?),
+            fonts: Arc::new(std::sync::Mutex::new(atelier_compose::Fonts::new())),
+            share_base,
+        }),
+    });
+    let apps: Vec<Arc<dyn App>> = vec![
+        Arc::new(TextToImage::new(models.clone(), guard)),
+        Arc::new(PhotoTicketApp {
+            tickets: tickets.clone(),
+        }),
+        Arc::new(TicketBatchApp {
+            tickets: tickets.clone(),
+        }),
+    ];
     let platform = Platform::new(
         store.clone() as Arc<dyn JobStore>,
         artifacts,
@@ -271,6 +337,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             .map(|u| u.trim_end_matches('/').to_owned()),
         link_ttl_s: 24 * 3600,
         llm,
+        tickets: Some(tickets),
     };
     let base = state
         .public_url

@@ -22,6 +22,8 @@ pub struct AppState {
     pub link_ttl_s: i64,
     /// The language model behind `/v1/chat/completions` and the writer tasks, if configured.
     pub llm: Option<atelier_llm::Llm>,
+    /// Photo-ticket campaigns, tickets and batches.
+    pub tickets: Option<Arc<atelier_workflows::tickets::Tickets>>,
 }
 
 impl AppState {

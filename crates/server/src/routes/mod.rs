@@ -5,6 +5,7 @@ pub mod files;
 pub mod openai;
 pub mod ops;
 pub mod predictions;
+pub mod tickets;
 
 /// The error body every route returns on failure.
 #[derive(serde::Serialize, utoipa::ToSchema)]
