@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use atelier_workflows::tickets::local::LocalHost;
-use atelier_workflows::tickets::store::{TicketInput, TicketRecord, TicketStatus};
+use atelier_workflows::tickets::store::{TicketInput, TicketRecord};
 use atelier_workflows::tickets::{Campaign, CampaignSpec, TicketWorkflow};
 use atelier_workflows::{Guard, ModelRegistry};
 use clap::Args;
@@ -137,23 +137,7 @@ pub fn run(a: TicketArgs) -> anyhow::Result<i32> {
         show_name: a.show_name,
     };
     atelier_workflows::tickets::app::check_input(&input)?;
-    let mut t = TicketRecord {
-        id: host.job_id_owned(),
-        tenant_id: "local".into(),
-        campaign_id: campaign.id.clone(),
-        campaign_version: 1,
-        share_id: atelier_workflows::tickets::app::new_share_id(),
-        batch_id: None,
-        line: None,
-        job_id: None,
-        status: TicketStatus::Processing,
-        input,
-        steps: Vec::new(),
-        file: None,
-        revoked_at: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut t = TicketRecord::new(host.job_id_owned(), &campaign, input, None);
     let res = runtime()?.block_on(workflow.run(&host, &campaign, &mut t, None));
     println!("{}", serde_json::to_string_pretty(&t.steps)?);
     res?;

@@ -444,7 +444,10 @@ date = "2026.12.24"
     let png = std::fs::read(&out).unwrap();
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (270, 338));
-    let prov = atelier_provenance::inspect(&png).unwrap().provenance.unwrap();
+    let prov = atelier_provenance::inspect(&png)
+        .unwrap()
+        .provenance
+        .unwrap();
     assert_eq!(prov.label.as_deref(), Some("AI 생성"));
     assert_eq!(prov.seed, 5);
 

@@ -642,7 +642,6 @@ impl App for PhotoTicketApp {
                         })?;
                     // Judged at submission time: a queued ticket is not refused at midnight.
                     c.spec.check_active(ctx.job.created_at)?;
-                    let now = atelier_platform::now_ms();
                     let input = TicketInput {
                         name: opt_str(&o, "name")?.unwrap_or_default(),
                         text: opt_str(&o, "text")?.unwrap_or_default(),
@@ -652,23 +651,8 @@ impl App for PhotoTicketApp {
                         seed: o.get("seed").and_then(Value::as_u64),
                         show_name: o.get("show_name").and_then(Value::as_bool).unwrap_or(false),
                     };
-                    let t = TicketRecord {
-                        id: ctx.job.id.clone(),
-                        tenant_id: tenant.clone(),
-                        campaign_id: c.id.clone(),
-                        campaign_version: c.version,
-                        share_id: new_share_id(),
-                        batch_id: None,
-                        line: None,
-                        job_id: Some(ctx.job.id.clone()),
-                        status: TicketStatus::Processing,
-                        input,
-                        steps: Vec::new(),
-                        file: None,
-                        revoked_at: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
+                    let t =
+                        TicketRecord::new(ctx.job.id.clone(), &c, input, Some(ctx.job.id.clone()));
                     (t, None)
                 }
             }
@@ -778,24 +762,10 @@ impl App for TicketBatchApp {
             let mut t = match tk.store.ticket_any(&tid).await? {
                 Some(t) => t,
                 None => {
-                    let now = atelier_platform::now_ms();
-                    TicketRecord {
-                        id: tid.clone(),
-                        tenant_id: tenant.clone(),
-                        campaign_id: c.id.clone(),
-                        campaign_version: c.version,
-                        share_id: new_share_id(),
-                        batch_id: Some(id.clone()),
-                        line: Some(row.line),
-                        job_id: Some(ctx.job.id.clone()),
-                        status: TicketStatus::Processing,
-                        input,
-                        steps: Vec::new(),
-                        file: None,
-                        revoked_at: None,
-                        created_at: now,
-                        updated_at: now,
-                    }
+                    let mut t = TicketRecord::new(tid.clone(), &c, input, Some(ctx.job.id.clone()));
+                    t.batch_id = Some(id.clone());
+                    t.line = Some(row.line);
+                    t
                 }
             };
             let res = if t.status == TicketStatus::Ready {

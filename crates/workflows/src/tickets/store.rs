@@ -87,6 +87,35 @@ pub struct TicketRecord {
     pub updated_at: i64,
 }
 
+impl TicketRecord {
+    /// A new ticket, not yet run, under `campaign`'s current version, with a fresh share id.
+    pub fn new(
+        id: String,
+        campaign: &Campaign,
+        input: TicketInput,
+        job_id: Option<String>,
+    ) -> Self {
+        let now = atelier_platform::now_ms();
+        Self {
+            id,
+            tenant_id: campaign.tenant_id.clone(),
+            campaign_id: campaign.id.clone(),
+            campaign_version: campaign.version,
+            share_id: super::app::new_share_id(),
+            batch_id: None,
+            line: None,
+            job_id,
+            status: TicketStatus::Processing,
+            input,
+            steps: Vec::new(),
+            file: None,
+            revoked_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A CSV upload's state.
 #[derive(Debug, Clone, Serialize)]
 pub struct Batch {
