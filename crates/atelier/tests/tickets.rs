@@ -339,6 +339,51 @@ fn campaign_ticket_share_page_rerun_revoke_and_blocking() {
         404
     );
 
+    // A cancelled batch stops between rows; uploading the same file again resumes it.
+    let small = "name,text\n가람,아침마다 달리기\n나래,주말 등산\n다솜,저녁 요리\n";
+    let upload = || {
+        let r = c
+            .post(format!("{base}/v1/campaigns/{cid}/batches"))
+            .body(small)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    let (st, b1) = upload();
+    assert_eq!(st, 201, "{b1}");
+    let j1 = b1["job"].as_str().unwrap().to_owned();
+    let (st, _, _) = post(
+        &c,
+        &format!("{base}/v1/predictions/{j1}/cancel"),
+        None,
+        &json!({}),
+    );
+    assert_eq!(st, 200);
+    let j = wait_terminal(&c, base, &j1, None, Duration::from_secs(60));
+    assert_eq!(j["status"], "canceled", "{j}");
+    let bid = b1["id"].as_str().unwrap().to_owned();
+    let (_, v) = get(&c, &format!("{base}/v1/batches/{bid}"), None);
+    assert_eq!(v["status"], "canceled", "{v}");
+    assert!(v["pending"].as_i64().unwrap() > 0, "{v}");
+    let (st, b2) = upload();
+    assert_eq!(st, 200, "{b2}");
+    assert_eq!(b2["id"], bid.as_str());
+    assert_ne!(b2["job"], j1.as_str(), "a new job resumes the batch");
+    let t0 = Instant::now();
+    let v = loop {
+        let (_, v) = get(&c, &format!("{base}/v1/batches/{bid}"), None);
+        if v["status"] == "succeeded" {
+            break v;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (v["done"].as_i64(), v["failed"].as_i64()),
+        (Some(3), Some(0)),
+        "{v}"
+    );
+
     // A blocked lifestyle text: the job fails naming the category, the ticket records the
     // failed screening step, and no generation started.
     let before = generations(&c, base);

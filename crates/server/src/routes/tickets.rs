@@ -428,13 +428,20 @@ async fn batch_json(
         Some(j) => state.platform.store.get_job(&b.tenant_id, j).await?,
         None => None,
     };
+    // A job cancelled (or failed) before it ran never wrote the batch's status.
+    let status = match &job {
+        Some(j) if b.status == "running" && j.status.is_terminal() && counts.pending > 0 => {
+            crate::render::status_name(j.status).to_owned()
+        }
+        _ => b.status.clone(),
+    };
     Ok(json!({
         "id": b.id,
         "campaign": b.campaign_id,
         "campaign_version": b.campaign_version,
         "filename": b.filename,
         "encoding": b.encoding,
-        "status": b.status,
+        "status": status,
         "job": b.job_id,
         "job_status": job.map(|j| crate::render::status_name(j.status)),
         "total": b.total,

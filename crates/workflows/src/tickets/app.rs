@@ -366,16 +366,30 @@ impl Tickets {
         };
         let (mut b, created) = self.store.create_batch(&b, &rows).await?;
         // Idempotent: a crash between storing the batch and queueing its job is healed by the
-        // re-upload.
-        let (job, _) = platform
-            .submit(NewJob {
-                tenant_id: tenant.to_owned(),
-                app: BATCH_APP.into(),
-                input: json!({"batch": b.id}),
-                idempotency_key: Some(format!("batch-{}", b.id)),
-                ..NewJob::default()
-            })
-            .await?;
+        // re-upload. A batch whose job ended with rows still pending (canceled, or out of
+        // attempts) is resumed by a new job, keyed by the one before it.
+        let mut key = format!("batch-{}", b.id);
+        let mut job;
+        let mut tries = 0;
+        loop {
+            (job, _) = platform
+                .submit(NewJob {
+                    tenant_id: tenant.to_owned(),
+                    app: BATCH_APP.into(),
+                    input: json!({"batch": b.id}),
+                    idempotency_key: Some(key.clone()),
+                    ..NewJob::default()
+                })
+                .await?;
+            tries += 1;
+            if !job.status.is_terminal()
+                || tries >= 100
+                || self.store.row_counts(&b.id).await?.pending == 0
+            {
+                break;
+            }
+            key = format!("batch-{}-after-{}", b.id, job.id);
+        }
         if b.job_id.as_deref() != Some(job.id.as_str()) {
             self.store.set_batch_job(&b.id, &job.id).await?;
             b.job_id = Some(job.id);
@@ -732,6 +746,10 @@ impl App for TicketBatchApp {
             .campaign(&tenant, &b.campaign_id, Some(b.campaign_version))
             .await?
             .ok_or_else(|| PlatformError::Corrupt(format!("campaign {} is gone", b.campaign_id)))?;
+        if b.status != "running" {
+            // Resumed after a cancel: running again until it ends.
+            tk.store.set_batch_status(&id, "running", None).await?;
+        }
         let pending = tk.store.batch_rows(&id, Some("pending")).await?;
         let counts = tk.store.row_counts(&id).await?;
         let mut finished = (counts.done + counts.failed) as usize;
@@ -751,7 +769,7 @@ impl App for TicketBatchApp {
         for row in pending {
             if ctx.cancel.is_cancelled() {
                 tk.store
-                    .complete_batch(&id, "canceled", atelier_platform::now_ms())
+                    .set_batch_status(&id, "canceled", Some(atelier_platform::now_ms()))
                     .await?;
                 return Err(super::steps::cancelled(finished, total));
             }
@@ -781,7 +799,9 @@ impl App for TicketBatchApp {
                         .await?
                 }
                 Err(PlatformError::Engine(atelier_engine::EngineError::Cancelled { .. })) => {
-                    tk.store.complete_batch(&id, "canceled", now).await?;
+                    tk.store
+                        .set_batch_status(&id, "canceled", Some(now))
+                        .await?;
                     return Err(super::steps::cancelled(finished, total));
                 }
                 Err(e) => {
@@ -810,7 +830,7 @@ impl App for TicketBatchApp {
         }
         let counts = tk.store.row_counts(&id).await?;
         tk.store
-            .complete_batch(&id, "succeeded", atelier_platform::now_ms())
+            .set_batch_status(&id, "succeeded", Some(atelier_platform::now_ms()))
             .await?;
         Ok(json!({
             "batch": id,

@@ -224,8 +224,13 @@ pub trait TicketStore: Send + Sync + 'static {
         error: Option<&Value>,
         now: i64,
     ) -> Result<()>;
-    /// Ends a batch.
-    async fn complete_batch(&self, id: &str, status: &str, now: i64) -> Result<()>;
+    /// Sets a batch's status (`running`, `succeeded`, `canceled`) and when it ended.
+    async fn set_batch_status(
+        &self,
+        id: &str,
+        status: &str,
+        completed_at: Option<i64>,
+    ) -> Result<()>;
     /// Tickets made by a batch, in line order.
     async fn batch_tickets(&self, id: &str) -> Result<Vec<TicketRecord>>;
 }
@@ -661,10 +666,15 @@ impl TicketStore for SqliteTickets {
         Ok(())
     }
 
-    async fn complete_batch(&self, id: &str, status: &str, now: i64) -> Result<()> {
+    async fn set_batch_status(
+        &self,
+        id: &str,
+        status: &str,
+        completed_at: Option<i64>,
+    ) -> Result<()> {
         sqlx::query("UPDATE batches SET status = ?, completed_at = ? WHERE id = ?")
             .bind(status)
-            .bind(now)
+            .bind(completed_at)
             .bind(id)
             .execute(&self.pool)
             .await?;
