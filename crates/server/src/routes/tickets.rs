@@ -35,6 +35,11 @@ fn tickets(state: &AppState) -> ApiResult<&std::sync::Arc<Tickets>> {
     })
 }
 
+/// A response value with its `atelier-file://` references turned into signed URLs.
+fn signed(state: &AppState, base: &str, v: &Value) -> Value {
+    resolve_files(v, base, &state.platform.links, state.link_ttl_s)
+}
+
 fn campaign_json(c: &atelier_workflows::tickets::Campaign, state: &AppState, base: &str) -> Value {
     let mut v = json!({
         "id": c.id,
@@ -45,7 +50,7 @@ fn campaign_json(c: &atelier_workflows::tickets::Campaign, state: &AppState, bas
     if let (Some(o), Ok(Value::Object(spec))) = (v.as_object_mut(), serde_json::to_value(&c.spec)) {
         o.extend(spec);
     }
-    resolve_files(&v, base, &state.platform.links, state.link_ttl_s)
+    signed(state, base, &v)
 }
 
 /// Create a campaign (version 1).
@@ -209,14 +214,7 @@ pub async fn list_tickets(
     let list = tk.store.list_tickets(&tenant, &id, limit).await?;
     let data: Vec<Value> = list
         .iter()
-        .map(|t| {
-            resolve_files(
-                &ticket_summary(&tk.workflow, t),
-                &base,
-                &state.platform.links,
-                state.link_ttl_s,
-            )
-        })
+        .map(|t| signed(&state, &base, &ticket_summary(&tk.workflow, t)))
         .collect();
     Ok(axum::Json(json!({"data": data})))
 }
@@ -246,12 +244,7 @@ pub async fn get_ticket(
     v["created_at"] = json!(t.created_at);
     v["updated_at"] = json!(t.updated_at);
     v["share_url"] = json!(format!("{base}/t/{}", t.share_id));
-    Ok(axum::Json(resolve_files(
-        &v,
-        &base,
-        &state.platform.links,
-        state.link_ttl_s,
-    )))
+    Ok(axum::Json(signed(&state, &base, &v)))
 }
 
 /// Run a step again, and every later one: `{"from": "image"}` (new picture, same copy; a new
@@ -300,11 +293,10 @@ pub async fn revoke_ticket(
         .await?
         .ok_or_else(|| ApiError::not_found("ticket"))?;
     tracing::info!(ticket = %t.id, "ticket revoked");
-    Ok(axum::Json(resolve_files(
-        &ticket_summary(&tk.workflow, &t),
+    Ok(axum::Json(signed(
+        &state,
         &base,
-        &state.platform.links,
-        state.link_ttl_s,
+        &ticket_summary(&tk.workflow, &t),
     )))
 }
 
@@ -480,14 +472,7 @@ pub async fn get_batch(
     Ok(axum::Json(batch_json(&state, tk, &b, &base).await?))
 }
 
-async fn links_text(
-    state: &AppState,
-    tk: &Tickets,
-    tenant: &str,
-    id: &str,
-    base: &str,
-) -> ApiResult<String> {
-    let _ = state;
+async fn links_text(tk: &Tickets, tenant: &str, id: &str, base: &str) -> ApiResult<String> {
     tk.store
         .batch(tenant, id)
         .await?
@@ -509,7 +494,7 @@ pub async fn batch_links(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let tk = tickets(&state)?;
-    let text = links_text(&state, tk, &tenant, &id, &base).await?;
+    let text = links_text(tk, &tenant, &id, &base).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -558,7 +543,7 @@ pub async fn batch_zip(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let tk = tickets(&state)?;
-    let links = links_text(&state, tk, &tenant, &id, &base).await?;
+    let links = links_text(tk, &tenant, &id, &base).await?;
     let mut entries: Vec<(String, String)> = Vec::new();
     for t in tk.store.batch_tickets(&id).await? {
         let Some(file) = t.file.as_deref().filter(|_| share::is_public(&t)) else {
