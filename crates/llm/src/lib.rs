@@ -13,6 +13,7 @@
 
 pub mod chat;
 pub mod constrain;
+pub mod embed;
 pub mod error;
 pub mod local;
 pub mod qwen;
