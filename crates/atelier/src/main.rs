@@ -3,6 +3,7 @@
 
 mod bench;
 mod compose;
+mod diary;
 mod ticket;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ enum Command {
     Compose(compose::ComposeCommand),
     /// Make one photo ticket without the server (campaign file + customer text -> PNG).
     Ticket(ticket::TicketArgs),
+    /// Diary-toon site tools (seeding a load-test site, evaluating recommendations).
+    #[command(subcommand)]
+    Diary(diary::DiaryCommand),
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +233,22 @@ struct ServeArgs {
     /// Do not write C2PA manifests.
     #[arg(long, conflicts_with = "c2pa_cert")]
     no_c2pa: bool,
+    /// Diary toons: the diffusion model panels are drawn with (default: the first installed).
+    #[arg(long, env = "ATELIER_DIARY_MODEL")]
+    diary_model: Option<String>,
+    /// Diary toons: panel side in pixels (default: the model's).
+    #[arg(long)]
+    diary_size: Option<usize>,
+    /// Diary toons: denoising steps (default: the model's).
+    #[arg(long)]
+    diary_steps: Option<usize>,
+    /// Diary toons: width of the 2×2 comic page in pixels (the webtoon strip is 70% of it).
+    #[arg(long, default_value_t = 1024.0)]
+    diary_comic_width: f32,
+    /// Sentence-embedding model folder (BERT or XLM-RoBERTa: config.json, tokenizer.json,
+    /// model.safetensors) that adds meaning to diary recommendations.
+    #[arg(long, env = "ATELIER_EMBEDDING_MODEL")]
+    embedding_model: Option<PathBuf>,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -347,6 +367,7 @@ fn main() {
         Command::Serve(a) => serve(a),
         Command::Keys(KeysCommand::Create { tenant, data }) => keys_create(&tenant, &data),
         Command::Generate(a) => generate(a),
+        Command::Diary(c) => runtime().and_then(|rt| diary::run(c, rt)),
         Command::Write(a) => write(a),
         Command::Parity(a) => parity(a),
         Command::Bench(a) => bench::run(a),
@@ -400,6 +421,15 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         watermark: !a.no_watermark,
         llm: a.llm.config(),
         presets: a.presets,
+        toon: atelier_workflows::diary::ToonSettings {
+            model: a.diary_model,
+            size: a.diary_size,
+            steps: a.diary_steps,
+            grid_width: a.diary_comic_width,
+            strip_width: (a.diary_comic_width * 0.7).max(200.0),
+            ..Default::default()
+        },
+        embedding_model: a.embedding_model,
         c2pa: match (a.no_c2pa, a.c2pa_cert, a.c2pa_key) {
             (true, _, _) => atelier_server::C2paConfig::Off,
             (false, Some(cert), Some(key)) => atelier_server::C2paConfig::Pem {

@@ -17,13 +17,14 @@ use atelier_platform::links::LinkSigner;
 use atelier_platform::store::sqlite::SqliteStore;
 use atelier_platform::{App, JobStore, Limits, Platform, PlatformConfig};
 use atelier_safety::PolicySet;
+use atelier_workflows::diary::{Diary, DiaryToonApp, Recommender, SqliteDiary, ToonWorkflow};
 use atelier_workflows::tickets::{
     PhotoTicketApp, SqliteTickets, TicketBatchApp, TicketWorkflow, Tickets,
 };
 use atelier_workflows::{Guard, ModelRegistry, TextToImage};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -35,7 +36,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 
 /// The complete router.
 pub fn router(state: AppState) -> Router {
-    use routes::{chat, files, openai, ops, predictions, tickets};
+    use routes::{chat, diary, files, openai, ops, predictions, tickets};
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -83,6 +84,46 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/batches/{id}/tickets.zip", get(tickets::batch_zip))
         .route("/t/{share_id}", get(tickets::share_page))
         .route("/t/{share_id}/ticket.png", get(tickets::share_image))
+        .route("/v1/diary/signup", post(diary::signup))
+        .route("/v1/diary/login", post(diary::login))
+        .route("/v1/diary/logout", post(diary::logout))
+        .route("/v1/diary/me", get(diary::me).patch(diary::update_me))
+        .route(
+            "/v1/diary/me/avatar",
+            put(diary::put_avatar)
+                .delete(diary::delete_avatar)
+                .layer(DefaultBodyLimit::max(diary::AVATAR_LIMIT)),
+        )
+        .route("/v1/diary/users/{id}/avatar.png", get(diary::avatar))
+        .route("/v1/diary/users/{id}/role", put(diary::set_role))
+        .route("/v1/diary/posts", post(diary::create_post))
+        .route(
+            "/v1/diary/posts/{id}",
+            get(diary::get_post)
+                .patch(diary::edit_post)
+                .delete(diary::delete_post),
+        )
+        .route("/v1/diary/posts/{id}/comic.png", get(diary::comic))
+        .route(
+            "/v1/diary/posts/{id}/comments",
+            get(diary::list_comments).post(diary::create_comment),
+        )
+        .route(
+            "/v1/diary/posts/{id}/like",
+            put(diary::like).delete(diary::unlike),
+        )
+        .route("/v1/diary/posts/{id}/recommended", get(diary::recommended))
+        .route(
+            "/v1/diary/comments/{id}",
+            axum::routing::patch(diary::edit_comment).delete(diary::delete_comment),
+        )
+        .route("/v1/diary/lounge", get(diary::lounge))
+        .route("/v1/diary/hot", get(diary::hot))
+        .route(
+            "/v1/diary/reports",
+            post(diary::report).get(diary::list_reports),
+        )
+        .route("/v1/diary/moderation/hide", post(diary::hide))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -123,6 +164,10 @@ pub struct ServeConfig {
     pub llm: Option<atelier_llm::LlmConfig>,
     /// Extra ticket presets: a folder of `<name>/preset.toml` (+ SVG) directories.
     pub presets: Option<PathBuf>,
+    /// How diary toons are drawn (model, panel size, steps, style).
+    pub toon: atelier_workflows::diary::ToonSettings,
+    /// A sentence-embedding model folder (BERT / XLM-RoBERTa family) for recommendations.
+    pub embedding_model: Option<PathBuf>,
 }
 
 /// The bundled ticket presets plus those in `dir`.
@@ -173,6 +218,8 @@ pub enum ServeError {
     Llm(#[from] atelier_llm::LlmError),
     #[error("ticket presets: {0}")]
     Compose(#[from] atelier_compose::ComposeError),
+    #[error("diary: {0}")]
+    Diary(#[from] atelier_workflows::diary::DiaryError),
 }
 
 /// Builds the safety/provenance guard from the serve settings.
@@ -295,6 +342,37 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .clone()
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("http://{}", cfg.listen));
+    let fonts = Arc::new(std::sync::Mutex::new(atelier_compose::Fonts::new()));
+    let embedder = match &cfg.embedding_model {
+        Some(dir) => {
+            let (dir, device) = (dir.clone(), cfg.load.device.clone());
+            let e = tokio::task::spawn_blocking(move || {
+                atelier_llm::embed::Embedder::open(&dir, &device)
+            })
+            .await
+            .map_err(|e| atelier_llm::LlmError::Internal(e.to_string()))??;
+            tracing::info!(
+                model = e.id(),
+                "embedding model ready: recommendations use meaning as well as words"
+            );
+            Some(Arc::new(e) as Arc<dyn atelier_workflows::diary::TextEmbedder>)
+        }
+        None => None,
+    };
+    let diary = Arc::new(
+        Diary::new(
+            SqliteDiary::new(store.pool().clone()).await?,
+            Arc::new(ToonWorkflow {
+                models: models.clone(),
+                guard: guard.clone(),
+                writer: atelier_writer::Writer::new(llm.clone()),
+                fonts: fonts.clone(),
+                settings: cfg.toon.clone(),
+            }),
+            Arc::new(Recommender::new(embedder)),
+        )
+        .await?,
+    );
     let tickets = Arc::new(Tickets {
         store: Arc::new(SqliteTickets::new(store.pool().clone()).await?),
         workflow: Arc::new(TicketWorkflow {
@@ -302,7 +380,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             guard: guard.clone(),
             writer: atelier_writer::Writer::new(llm.clone()),
             presets: Arc::new(presets(cfg.presets.as_deref())?),
-            fonts: Arc::new(std::sync::Mutex::new(atelier_compose::Fonts::new())),
+            fonts,
             share_base,
         }),
     });
@@ -313,6 +391,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         }),
         Arc::new(TicketBatchApp {
             tickets: tickets.clone(),
+        }),
+        Arc::new(DiaryToonApp {
+            diary: diary.clone(),
         }),
     ];
     let platform = Platform::new(
@@ -338,6 +419,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         link_ttl_s: 24 * 3600,
         llm,
         tickets: Some(tickets),
+        diary: Some(diary),
     };
     let base = state
         .public_url
@@ -399,17 +481,20 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
 
     let app = router(state);
     let stx = shutdown_tx.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new requests; running jobs return to the queue");
-            let _ = stx.send(true);
-        })
-        .await
-        .map_err(|e| ServeError::Io {
-            path: cfg.listen.clone(),
-            source: e,
-        })?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new requests; running jobs return to the queue");
+        let _ = stx.send(true);
+    })
+    .await
+    .map_err(|e| ServeError::Io {
+        path: cfg.listen.clone(),
+        source: e,
+    })?;
     let _ = shutdown_tx.send(true);
     for t in tasks {
         let _ = t.await;

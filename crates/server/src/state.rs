@@ -24,6 +24,8 @@ pub struct AppState {
     pub llm: Option<atelier_llm::Llm>,
     /// Photo-ticket campaigns, tickets and batches.
     pub tickets: Option<Arc<atelier_workflows::tickets::Tickets>>,
+    /// The diary-toon site.
+    pub diary: Option<Arc<atelier_workflows::diary::Diary>>,
 }
 
 impl AppState {

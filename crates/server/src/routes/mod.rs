@@ -1,6 +1,7 @@
 //! HTTP routes, grouped by concern.
 
 pub mod chat;
+pub mod diary;
 pub mod files;
 pub mod openai;
 pub mod ops;
