@@ -2,7 +2,8 @@
 # Diary-site read latency under load: seed 100,000 posts and 1,000,000 comments into a fresh
 # SQLite data directory, start the server on it, and drive the lounge, Hot TOONs and
 # recommendations (a random post per request) with wrk at 32 connections.
-# Usage: bench/diary/load.sh [SECONDS] [PROFILE]   (PROFILE: release (default) or dev)
+# Usage: bench/diary/load.sh [SECONDS] [PROFILE]   (PROFILE: release (default) or dev;
+#        BIN=path/to/atelier skips the build; POSTS, COMMENTS, CONNS override the sizes)
 # Needs wrk (apt-get install wrk). Prints wrk's latency distribution for each endpoint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,10 +13,12 @@ posts=${POSTS:-100000}
 comments=${COMMENTS:-1000000}
 conns=${CONNS:-32}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-if [ "$profile" = release ]; then
-  cargo build --release -p atelier; bin=target/release/atelier
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+elif [ "$profile" = release ]; then
+  cargo build --release -p atelier; bin=${CARGO_TARGET_DIR:-target}/release/atelier
 else
-  cargo build -p atelier; bin=target/debug/atelier
+  cargo build -p atelier; bin=${CARGO_TARGET_DIR:-target}/debug/atelier
 fi
 work=${BENCH_DIR:-$(mktemp -d)}
 rm -rf "$work/data"
@@ -30,7 +33,6 @@ for _ in $(seq 1 600); do
   curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
   sleep 0.5
 done
-grep -o '"diary recommendation index ready".*' "$work/server.log" | head -1 || true
 grep 'recommendation index ready' "$work/server.log" | tail -1 || true
 cat >"$work/rec.lua" <<LUA
 math.randomseed(os.time())
@@ -41,7 +43,7 @@ end
 LUA
 run() {
   echo; echo "== $1"
-  wrk -t2 -c"$conns" -d"${secs}s" --latency "${@:2}" | sed -n '/Latency Distribution/,/Requests\/sec/p;/Non-2xx/p'
+  wrk -t2 -c"$conns" -d"${secs}s" --latency "${@:2}" | sed -n '/Latency Distribution/,/Requests\/sec/p'
 }
 run "lounge (first page, 20 posts)" "http://127.0.0.1:$port/v1/diary/lounge"
 run "hot (top 4 by comments in 7 days)" "http://127.0.0.1:$port/v1/diary/hot"

@@ -164,7 +164,11 @@ impl Diary {
 
     /// Brings a post's presence in the index in line with its state.
     pub fn reindex(&self, p: &Post) {
-        if p.listed {
+        if p.listed && self.recommender.embedder().is_some() {
+            // A model forward pass does not belong on the async runtime's threads.
+            let (r, id, text) = (self.recommender.clone(), p.id.clone(), p.text.clone());
+            tokio::task::spawn_blocking(move || r.upsert(&id, &text));
+        } else if p.listed {
             self.recommender.upsert(&p.id, &p.text);
         } else {
             self.recommender.remove(&p.id);

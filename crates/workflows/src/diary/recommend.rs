@@ -453,6 +453,48 @@ pub fn precision_at_k(
 mod tests {
     use super::*;
 
+    /// Vectors by meaning: a dog word or a study word (a stand-in for a real encoder, which
+    /// `atelier-llm`'s own tests load).
+    struct Meaning;
+    impl TextEmbedder for Meaning {
+        fn id(&self) -> &str {
+            "meaning"
+        }
+        fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    if ["강아지", "멍멍이", "puppy"].iter().any(|w| t.contains(w)) {
+                        vec![1.0, 0.0]
+                    } else {
+                        vec![0.0, 1.0]
+                    }
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn an_embedder_finds_posts_that_share_meaning_but_no_words() {
+        let docs = [
+            ("a".to_string(), "강아지와 산책".to_string()),
+            ("b".to_string(), "멍멍이 목욕".to_string()),
+            ("c".to_string(), "도서관 시험".to_string()),
+        ];
+        let plain = Recommender::new(None);
+        plain.upsert_many(&docs);
+        assert!(
+            plain.similar("a", "", &HashMap::new(), 2).is_empty(),
+            "no shared terms"
+        );
+        let r = Recommender::new(Some(std::sync::Arc::new(Meaning)));
+        r.upsert_many(&docs);
+        assert_eq!(r.embedder(), Some("meaning"));
+        let top = r.similar("a", "", &HashMap::new(), 2);
+        assert_eq!(top[0].id, "b", "{top:?}");
+        assert!(top[0].text > 0.4);
+    }
+
     #[test]
     fn hangul_words_share_ngrams_across_endings() {
         let a = terms("요리를 했다");
