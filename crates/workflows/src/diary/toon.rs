@@ -16,7 +16,6 @@
 //!    configured, for both layouts.
 //! 6. `publish`: the post is ready; listed when public and not flagged.
 
-use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -32,7 +31,7 @@ use serde_json::{json, Map, Value};
 
 use super::store::Post;
 use crate::guard::{provenance, Audit, PromptVerdict};
-use crate::tickets::steps::COMPOSITE_SOURCE_TYPE;
+use crate::tickets::steps::{error_record, failed, png, rgba_of, COMPOSITE_SOURCE_TYPE};
 use crate::{Guard, ModelRegistry};
 
 type Result<T, E = PlatformError> = std::result::Result<T, E>;
@@ -112,13 +111,6 @@ impl Audit for Ctx<'_> {
     }
 }
 
-fn failed(code: &str, message: impl Into<String>) -> PlatformError {
-    PlatformError::Failed {
-        code: code.into(),
-        message: message.into(),
-    }
-}
-
 fn done<'a>(p: &'a Post, step: &str) -> Option<&'a Value> {
     p.steps
         .iter()
@@ -128,32 +120,6 @@ fn done<'a>(p: &'a Post, step: &str) -> Option<&'a Value> {
 
 fn out<'a>(p: &'a Post, step: &str) -> Result<&'a Value> {
     done(p, step).ok_or_else(|| PlatformError::Corrupt(format!("step {step} has no record")))
-}
-
-fn png(img: &image::RgbaImage) -> Result<Vec<u8>> {
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| failed("render_error", format!("PNG encoding: {e}")))?;
-    Ok(out.into_inner())
-}
-
-fn rgba_of(img: &RgbImage) -> Result<image::RgbaImage> {
-    let rgb = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
-        .ok_or_else(|| PlatformError::Corrupt("image buffer has the wrong size".into()))?;
-    Ok(image::DynamicImage::ImageRgb8(rgb).to_rgba8())
-}
-
-fn error_record(e: &PlatformError) -> Value {
-    match e {
-        PlatformError::ContentBlocked(b) => {
-            json!({"code": "blocked", "category": b.category, "message": b.message})
-        }
-        PlatformError::InvalidInput { field, message } => {
-            json!({"code": "invalid", "field": field, "message": message})
-        }
-        PlatformError::Failed { code, message } => json!({"code": code, "message": message}),
-        other => json!({"code": "generation_error", "message": other.to_string()}),
-    }
 }
 
 /// Reads a stored file by its `atelier-file://` reference.

@@ -153,7 +153,7 @@ struct Cache {
 }
 
 /// The error record of a failed step.
-fn error_record(e: &PlatformError) -> Value {
+pub(crate) fn error_record(e: &PlatformError) -> Value {
     match e {
         PlatformError::ContentBlocked(b) => json!({
             "code": "blocked", "category": b.category, "message": b.message
@@ -175,7 +175,7 @@ pub(crate) fn cancelled(step: usize, total: usize) -> PlatformError {
     atelier_engine::EngineError::Cancelled { step, total }.into()
 }
 
-fn failed(code: &str, message: impl Into<String>) -> PlatformError {
+pub(crate) fn failed(code: &str, message: impl Into<String>) -> PlatformError {
     PlatformError::Failed {
         code: code.into(),
         message: message.into(),
@@ -186,7 +186,7 @@ fn file_id(reference: &str) -> Option<&str> {
     reference.strip_prefix(FILE_REF)
 }
 
-fn png(img: &image::RgbaImage) -> Result<Vec<u8>> {
+pub(crate) fn png(img: &image::RgbaImage) -> Result<Vec<u8>> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png)
         .map_err(|e| failed("render_error", format!("PNG encoding: {e}")))?;
@@ -204,7 +204,7 @@ fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
     })
 }
 
-fn rgba_of(img: &RgbImage) -> Result<image::RgbaImage> {
+pub(crate) fn rgba_of(img: &RgbImage) -> Result<image::RgbaImage> {
     let rgb = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
         .ok_or_else(|| PlatformError::Corrupt("image buffer has the wrong size".into()))?;
     Ok(image::DynamicImage::ImageRgb8(rgb).to_rgba8())
