@@ -67,7 +67,12 @@ pub struct Diary {
     pub toon: Arc<ToonWorkflow>,
     pub recommender: Arc<Recommender>,
     pub limiter: LoginLimiter,
-    hot: Mutex<Option<(i64, HotList)>>,
+    /// (computed at, change generation, list).
+    hot: Mutex<Option<(i64, u64, HotList)>>,
+    /// Bumped by every change that can alter Hot TOONs.
+    hot_gen: std::sync::atomic::AtomicU64,
+    /// One recomputation at a time; the others wait for it or keep the last list.
+    hot_refresh: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Diary {
@@ -153,13 +158,14 @@ impl Diary {
             recommender,
             limiter: LoginLimiter::default(),
             hot: Mutex::new(None),
+            hot_gen: std::sync::atomic::AtomicU64::new(0),
+            hot_refresh: tokio::sync::Mutex::new(()),
         })
     }
 
     fn invalidate_hot(&self) {
-        if let Ok(mut h) = self.hot.lock() {
-            *h = None;
-        }
+        self.hot_gen
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Brings a post's presence in the index in line with its state.
@@ -471,19 +477,40 @@ impl Diary {
         Ok((posts, next))
     }
 
-    /// Hot TOONs with their comment counts of the last 7 days.
+    /// Hot TOONs with their comment counts of the last 7 days. After a change (a comment, a
+    /// deleted or hidden post) the next readers wait for one recomputation, so what was removed
+    /// is gone at once; when the list is merely older than [`HOT_TTL_MS`], one reader refreshes
+    /// it while the others are served the last list.
     pub async fn hot(&self) -> Result<HotList> {
-        let now = now_ms();
-        if let Ok(h) = self.hot.lock() {
-            if let Some((at, v)) = h.as_ref() {
-                if now - at < HOT_TTL_MS {
-                    return Ok(v.clone());
+        use std::sync::atomic::Ordering::SeqCst;
+        let cached = self.hot.lock().ok().and_then(|h| h.clone());
+        if let Some((at, g, list)) = cached {
+            if g == self.hot_gen.load(SeqCst) {
+                if now_ms() - at < HOT_TTL_MS {
+                    return Ok(list);
                 }
+                return match self.hot_refresh.try_lock() {
+                    Ok(_one) => self.compute_hot().await,
+                    Err(_) => Ok(list),
+                };
             }
         }
+        let _one = self.hot_refresh.lock().await;
+        if let Some((_, g, list)) = self.hot.lock().ok().and_then(|h| h.clone()) {
+            if g == self.hot_gen.load(SeqCst) {
+                return Ok(list);
+            }
+        }
+        self.compute_hot().await
+    }
+
+    async fn compute_hot(&self) -> Result<HotList> {
+        // The generation is read before the query: a change during it leaves the list outdated.
+        let gen = self.hot_gen.load(std::sync::atomic::Ordering::SeqCst);
+        let now = now_ms();
         let v = self.store.hot(now - HOT_WINDOW_MS, HOT_N).await?;
         if let Ok(mut h) = self.hot.lock() {
-            *h = Some((now, v.clone()));
+            *h = Some((now, gen, v.clone()));
         }
         Ok(v)
     }

@@ -33,6 +33,8 @@ pub const QUERY_TERMS: usize = 64;
 /// Terms in more than this share of posts are not walked (posting lists that long are
 /// near-stopwords: `오늘`, `했다`).
 pub const MAX_DF_SHARE: f32 = 0.2;
+/// Postings one query may walk: bounds a query's cost on a large site whatever its terms.
+pub const POSTINGS_BUDGET: usize = 50_000;
 
 /// Sentence embeddings from a model, when one is installed.
 pub trait TextEmbedder: Send + Sync {
@@ -336,66 +338,68 @@ impl Recommender {
         q.sort_by(|a, b| b.1.total_cmp(&a.1));
         q.truncate(QUERY_TERMS);
         let max_df = ((idx.live as f32 * MAX_DF_SHARE) as u32).max(8);
+        let self_slot = idx.slot.get(id).copied();
+        // Dense per-slot scratch: dot products, then text scores; `seen` marks candidates.
         let mut acc = vec![0f32; idx.docs.len()];
+        let mut seen = vec![false; idx.docs.len()];
         let mut touched = Vec::new();
+        let mut walked = 0usize;
         for (t, w) in &q {
-            if idx.df[*t as usize] > max_df {
+            let list = &idx.postings[*t as usize];
+            // Heaviest (rarest) terms first; once the budget is spent, longer lists are skipped.
+            if idx.df[*t as usize] > max_df || walked + list.len() > POSTINGS_BUDGET {
                 continue;
             }
+            walked += list.len();
             let idf = idx.idf(*t);
-            for (s, tf) in &idx.postings[*t as usize] {
-                let a = &mut acc[*s as usize];
-                if *a == 0.0 {
+            for (s, tf) in list {
+                let i = *s as usize;
+                if !seen[i] {
+                    seen[i] = true;
                     touched.push(*s);
                 }
-                *a += w * tf * idf;
+                acc[i] += w * tf * idf;
             }
         }
-        let self_slot = idx.slot.get(id).copied();
-        let mut text_score: HashMap<u32, f32> = HashMap::with_capacity(touched.len());
-        for s in touched {
-            let d = &idx.docs[s as usize];
-            if !d.live || Some(s) == self_slot {
-                continue;
-            }
+        for s in &touched {
+            let d = &idx.docs[*s as usize];
             let n = d.norm * q_norm;
-            if n > 0.0 {
-                text_score.insert(s, acc[s as usize] / n);
-            }
+            acc[*s as usize] = if n > 0.0 { acc[*s as usize] / n } else { 0.0 };
         }
         if let Some(qv) = &q_vec {
             // Meaning: every indexed vector (a flat scan of floats in memory, not of posts).
-            for (s, d) in idx.docs.iter().enumerate() {
-                let s = s as u32;
-                if !d.live || Some(s) == self_slot {
-                    continue;
-                }
-                if let Some(v) = &d.vector {
+            for (i, d) in idx.docs.iter().enumerate() {
+                if let (true, Some(v)) = (d.live, &d.vector) {
                     let cos: f32 = qv.iter().zip(v).map(|(a, b)| a * b).sum();
-                    let t = text_score.get(&s).copied().unwrap_or(0.0);
-                    text_score.insert(s, 0.5 * t + 0.5 * cos.max(0.0));
+                    if !seen[i] {
+                        seen[i] = true;
+                        touched.push(i as u32);
+                    }
+                    acc[i] = 0.5 * acc[i] + 0.5 * cos.max(0.0);
                 }
             }
         }
         let max_co = co.values().copied().max().unwrap_or(0).max(1) as f32;
-        let co_slots: HashMap<u32, u32> = co
-            .iter()
-            .filter_map(|(pid, c)| idx.slot.get(pid).map(|s| (*s, *c)))
-            .filter(|(s, _)| Some(*s) != self_slot)
-            .collect();
-        // (slot, score, text, co-commenters)
-        let mut cand: Vec<(u32, f32, f32, u32)> = text_score
-            .iter()
-            .map(|(s, t)| {
-                let c = co_slots.get(s).copied().unwrap_or(0);
-                (*s, t + CO_WEIGHT * c as f32 / max_co, *t, c)
-            })
-            .collect();
-        for (s, c) in &co_slots {
-            if !text_score.contains_key(s) {
-                cand.push((*s, CO_WEIGHT * *c as f32 / max_co, 0.0, *c));
+        let mut co_slots: HashMap<u32, u32> = HashMap::new();
+        for (pid, c) in co {
+            if let Some(s) = idx.slot.get(pid) {
+                co_slots.insert(*s, *c);
+                if !seen[*s as usize] {
+                    seen[*s as usize] = true;
+                    touched.push(*s);
+                }
             }
         }
+        // (slot, score, text, co-commenters)
+        let mut cand: Vec<(u32, f32, f32, u32)> = touched
+            .iter()
+            .filter(|s| Some(**s) != self_slot && idx.docs[**s as usize].live)
+            .map(|s| {
+                let t = acc[*s as usize];
+                let c = co_slots.get(s).copied().unwrap_or(0);
+                (*s, t + CO_WEIGHT * c as f32 / max_co, t, c)
+            })
+            .collect();
         cand.retain(|c| c.1 > 0.0);
         let order = |a: &(u32, f32, f32, u32), b: &(u32, f32, f32, u32)| {
             b.1.total_cmp(&a.1)
