@@ -5,8 +5,10 @@
 pub mod diary;
 pub mod guard;
 pub mod registry;
+pub mod storyboards;
 pub mod text_to_image;
 pub mod tickets;
+pub mod upload;
 
 pub use guard::Guard;
 pub use registry::ModelRegistry;

@@ -2,7 +2,6 @@
 //! limit, avatars. Nothing here knows HTTP; the server turns these into cookies and headers.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Cursor;
 use std::sync::Mutex;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
@@ -246,49 +245,15 @@ fn hsl(h: f32, s: f32, l: f32) -> (u8, u8, u8) {
     (u(r), u(g), u(b))
 }
 
-fn encode_png(img: &image::RgbaImage) -> Result<Vec<u8>> {
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| PlatformError::Corrupt(format!("PNG encoding: {e}")))?;
-    Ok(out.into_inner())
-}
+use crate::upload::encode_png;
 
 /// Checks an uploaded avatar (PNG, JPEG or WebP by content, not by name; at most
 /// [`AVATAR_MAX_BYTES`] and [`AVATAR_MAX_SIDE`]) and returns it centre-cropped to a
 /// [`AVATAR_SIDE`] square PNG: re-encoding drops metadata such as GPS positions.
 pub fn avatar_from_upload(bytes: &[u8]) -> Result<Vec<u8>> {
-    if bytes.is_empty() {
-        return Err(bad("avatar", "the upload is empty"));
-    }
-    if bytes.len() > AVATAR_MAX_BYTES {
-        return Err(bad(
-            "avatar",
-            format!("must be at most {} MiB", AVATAR_MAX_BYTES >> 20),
-        ));
-    }
-    let format = image::guess_format(bytes)
-        .ok()
-        .filter(|f| {
-            matches!(
-                f,
-                image::ImageFormat::Png | image::ImageFormat::Jpeg | image::ImageFormat::WebP
-            )
-        })
-        .ok_or_else(|| bad("avatar", "must be a PNG, JPEG or WebP image"))?;
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(AVATAR_MAX_SIDE);
-    limits.max_image_height = Some(AVATAR_MAX_SIDE);
-    limits.max_alloc = Some(256 << 20);
-    reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| bad("avatar", format!("cannot be read as an image: {e}")))?;
+    let img = crate::upload::decode_image(bytes, "avatar", AVATAR_MAX_BYTES, AVATAR_MAX_SIDE)?;
     let (w, h) = (img.width(), img.height());
     let side = w.min(h);
-    if side == 0 {
-        return Err(bad("avatar", "has no pixels"));
-    }
     let cropped = img.crop_imm((w - side) / 2, (h - side) / 2, side, side);
     let out = cropped
         .resize_exact(

@@ -147,7 +147,8 @@ pub fn is_public(t: &TicketRecord) -> bool {
             .any(|r| r.step == Step::Publish && r.output["public"] == false)
 }
 
-fn csv_field(s: &str) -> String {
+/// One CSV cell, quoted when it must be.
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
