@@ -245,6 +245,25 @@ struct ServeArgs {
     /// Diary toons: width of the 2×2 comic page in pixels (the webtoon strip is 70% of it).
     #[arg(long, default_value_t = 1024.0)]
     diary_comic_width: f32,
+    /// Storyboards: the diffusion model cuts are drawn with (default: the first installed;
+    /// a board's `generation.model` overrides it).
+    #[arg(long, env = "ATELIER_STORYBOARD_MODEL")]
+    storyboard_model: Option<String>,
+    /// Storyboards: long side of each cut picture in pixels (default: the model's size).
+    #[arg(long)]
+    storyboard_size: Option<u32>,
+    /// Storyboards: denoising steps (default: the model's).
+    #[arg(long)]
+    storyboard_steps: Option<u32>,
+    /// Storyboards: animatic formats made by default (comma-separated: mp4, gif, webp).
+    #[arg(long, value_delimiter = ',', default_value = "mp4", value_parser = ["mp4", "gif", "webp"])]
+    storyboard_formats: Vec<String>,
+    /// Storyboards: long side of the animatic in pixels.
+    #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(128..=1920))]
+    storyboard_video_size: u32,
+    /// Storyboards: resolution of the sheet PNG (the PDF is vector).
+    #[arg(long, default_value_t = 150.0)]
+    storyboard_sheet_dpi: f32,
     /// Sentence-embedding model folder (BERT or XLM-RoBERTa: config.json, tokenizer.json,
     /// model.safetensors) that adds meaning to diary recommendations.
     #[arg(long, env = "ATELIER_EMBEDDING_MODEL")]
@@ -430,6 +449,15 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
             ..Default::default()
         },
         embedding_model: a.embedding_model,
+        storyboard: atelier_workflows::storyboards::StoryboardSettings {
+            model: a.storyboard_model,
+            size: a.storyboard_size,
+            steps: a.storyboard_steps,
+            formats: a.storyboard_formats,
+            animatic_size: a.storyboard_video_size,
+            sheet_dpi: a.storyboard_sheet_dpi.clamp(36.0, 600.0),
+            ..Default::default()
+        },
         c2pa: match (a.no_c2pa, a.c2pa_cert, a.c2pa_key) {
             (true, _, _) => atelier_server::C2paConfig::Off,
             (false, Some(cert), Some(key)) => atelier_server::C2paConfig::Pem {

@@ -18,6 +18,9 @@ use atelier_platform::store::sqlite::SqliteStore;
 use atelier_platform::{App, JobStore, Limits, Platform, PlatformConfig};
 use atelier_safety::PolicySet;
 use atelier_workflows::diary::{Diary, DiaryToonApp, Recommender, SqliteDiary, ToonWorkflow};
+use atelier_workflows::storyboards::{
+    SqliteStoryboards, StoryboardApp, StoryboardWorkflow, Storyboards,
+};
 use atelier_workflows::tickets::{
     PhotoTicketApp, SqliteTickets, TicketBatchApp, TicketWorkflow, Tickets,
 };
@@ -36,7 +39,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 
 /// The complete router.
 pub fn router(state: AppState) -> Router {
-    use routes::{chat, diary, files, openai, ops, predictions, tickets};
+    use routes::{chat, diary, files, openai, ops, predictions, storyboards, tickets};
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -124,6 +127,56 @@ pub fn router(state: AppState) -> Router {
             post(diary::report).get(diary::list_reports),
         )
         .route("/v1/diary/moderation/hide", post(diary::hide))
+        .route(
+            "/v1/storyboards",
+            post(storyboards::create).get(storyboards::list),
+        )
+        .route("/v1/storyboards/categories", get(storyboards::categories))
+        .route(
+            "/v1/storyboards/{id}",
+            get(storyboards::get).delete(storyboards::delete),
+        )
+        .route(
+            "/v1/storyboards/{id}/versions",
+            get(storyboards::versions).post(storyboards::edit),
+        )
+        .route(
+            "/v1/storyboards/{id}/versions/{n}",
+            get(storyboards::version),
+        )
+        .route(
+            "/v1/storyboards/{id}/versions/{n}/restore",
+            post(storyboards::restore),
+        )
+        .route("/v1/storyboards/{id}/diff", get(storyboards::diff))
+        .route("/v1/storyboards/{id}/cuts", post(storyboards::insert_cut))
+        .route(
+            "/v1/storyboards/{id}/cuts/{cut}",
+            axum::routing::patch(storyboards::edit_cut).delete(storyboards::delete_cut),
+        )
+        .route(
+            "/v1/storyboards/{id}/cuts/{cut}/regenerate",
+            post(storyboards::regenerate_cut),
+        )
+        .route(
+            "/v1/storyboards/{id}/cuts/{cut}/move",
+            post(storyboards::move_cut),
+        )
+        .route(
+            "/v1/storyboards/{id}/cuts/{cut}/comments",
+            post(storyboards::add_comment),
+        )
+        .route("/v1/storyboards/{id}/comments", get(storyboards::comments))
+        .route(
+            "/v1/storyboards/{id}/comments/{comment}/resolve",
+            post(storyboards::resolve_comment),
+        )
+        .route(
+            "/v1/storyboards/{id}/reference",
+            put(storyboards::put_reference)
+                .layer(DefaultBodyLimit::max(storyboards::REFERENCE_LIMIT)),
+        )
+        .route("/v1/storyboards/{id}/export.zip", get(storyboards::export))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -166,6 +219,8 @@ pub struct ServeConfig {
     pub presets: Option<PathBuf>,
     /// How diary toons are drawn (model, panel size, steps, style).
     pub toon: atelier_workflows::diary::ToonSettings,
+    /// How storyboard cuts, sheets and animatics are made.
+    pub storyboard: atelier_workflows::storyboards::StoryboardSettings,
     /// A sentence-embedding model folder (BERT / XLM-RoBERTa family) for recommendations.
     pub embedding_model: Option<PathBuf>,
 }
@@ -380,8 +435,18 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             guard: guard.clone(),
             writer: atelier_writer::Writer::new(llm.clone()),
             presets: Arc::new(presets(cfg.presets.as_deref())?),
-            fonts,
+            fonts: fonts.clone(),
             share_base,
+        }),
+    });
+    let storyboards = Arc::new(Storyboards {
+        store: SqliteStoryboards::new(store.pool().clone()).await?,
+        workflow: Arc::new(StoryboardWorkflow {
+            models: models.clone(),
+            guard: guard.clone(),
+            writer: atelier_writer::Writer::new(llm.clone()),
+            fonts: fonts.clone(),
+            settings: cfg.storyboard.clone(),
         }),
     });
     let apps: Vec<Arc<dyn App>> = vec![
@@ -394,6 +459,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         }),
         Arc::new(DiaryToonApp {
             diary: diary.clone(),
+        }),
+        Arc::new(StoryboardApp {
+            storyboards: storyboards.clone(),
         }),
     ];
     let platform = Platform::new(
@@ -420,6 +488,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         llm,
         tickets: Some(tickets),
         diary: Some(diary),
+        storyboards: Some(storyboards),
     };
     let base = state
         .public_url

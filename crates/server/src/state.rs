@@ -26,6 +26,8 @@ pub struct AppState {
     pub tickets: Option<Arc<atelier_workflows::tickets::Tickets>>,
     /// The diary-toon site.
     pub diary: Option<Arc<atelier_workflows::diary::Diary>>,
+    /// Ad storyboards.
+    pub storyboards: Option<Arc<atelier_workflows::storyboards::Storyboards>>,
 }
 
 impl AppState {

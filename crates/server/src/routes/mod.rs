@@ -6,6 +6,7 @@ pub mod files;
 pub mod openai;
 pub mod ops;
 pub mod predictions;
+pub mod storyboards;
 pub mod tickets;
 
 /// The error body every route returns on failure.

@@ -559,6 +559,29 @@ pub async fn batch_zip(
             ));
         }
     }
+    let mut items: Vec<(String, ZipSource)> = entries
+        .into_iter()
+        .map(|(name, key)| (name, ZipSource::Stored(key)))
+        .collect();
+    items.push(("links.csv".to_owned(), ZipSource::Bytes(links.into_bytes())));
+    Ok(stream_zip(&state, items, &format!("{id}-tickets.zip")))
+}
+
+/// Where the bytes of one ZIP entry come from.
+pub(crate) enum ZipSource {
+    /// An artifact's storage key (read when the entry is written).
+    Stored(String),
+    /// Bytes made for the download.
+    Bytes(Vec<u8>),
+}
+
+/// A ZIP response streamed while it is written: entries are read one at a time on a blocking
+/// thread, so memory holds one file.
+pub(crate) fn stream_zip(
+    state: &AppState,
+    entries: Vec<(String, ZipSource)>,
+    filename: &str,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let artifacts = state.platform.artifacts.clone();
     let handle = tokio::runtime::Handle::current();
@@ -569,37 +592,33 @@ pub async fn batch_zip(
             buf: Vec::new(),
         };
         let mut items = entries.into_iter();
-        let mut links = Some(links);
         let res = share::write_zip(w, || {
-            if let Some((name, key)) = items.next() {
-                return Some(
-                    handle
-                        .block_on(artifacts.get(&key))
-                        .map(|b| (name, b))
-                        .map_err(std::io::Error::other),
-                );
-            }
-            links
-                .take()
-                .map(|l| Ok(("links.csv".to_owned(), l.into_bytes())))
+            let (name, source) = items.next()?;
+            Some(match source {
+                ZipSource::Stored(key) => handle
+                    .block_on(artifacts.get(&key))
+                    .map(|b| (name, b))
+                    .map_err(std::io::Error::other),
+                ZipSource::Bytes(b) => Ok((name, b)),
+            })
         });
         if let Err(e) = res {
-            tracing::warn!("batch zip: {e}");
+            tracing::warn!("zip download: {e}");
             let _ = err_tx.blocking_send(Err(e));
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/zip".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{id}-tickets.zip\""),
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }
 
 fn share_key(share_id: &str) -> String {
