@@ -722,6 +722,19 @@ fn storyboard_cuts_sheet_animatic_revisions_comments_export() {
         blocked["steps"][0]["error"]["category"], "drugs",
         "{blocked}"
     );
+    let blocked_id = b["id"].as_str().unwrap().to_owned();
+    let (s, r) = post(
+        &c,
+        &format!("{base}/v1/storyboards/{blocked_id}/retry"),
+        None,
+        &json!({}),
+    );
+    assert_eq!((s, r["status"].as_str()), (202, Some("pending")), "{r}");
+    let again = settled(&c, &base, &blocked_id, 1);
+    assert_eq!(
+        again["steps"][0]["error"]["category"], "drugs",
+        "still blocked: {again}"
+    );
 
     // --- the language model writes the cuts when none are given ----------------------------
     let (s, b) = post(
@@ -744,6 +757,17 @@ fn storyboard_cuts_sheet_animatic_revisions_comments_export() {
         .unwrap();
     assert_eq!((pic.width(), pic.height()), (40, 64), "9:16");
     assert!(w["outputs"]["animatic"]["webp"].is_string());
+    let (s, e) = post(
+        &c,
+        &format!("{base}/v1/storyboards/{}/retry", b["id"].as_str().unwrap()),
+        None,
+        &json!({}),
+    );
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (422, Some("version")),
+        "a ready version is not retried: {e}"
+    );
     assert_eq!(
         generations(&c, &base) - g4,
         4,

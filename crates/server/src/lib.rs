@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             post(storyboards::restore),
         )
         .route("/v1/storyboards/{id}/diff", get(storyboards::diff))
+        .route("/v1/storyboards/{id}/retry", post(storyboards::retry))
         .route("/v1/storyboards/{id}/cuts", post(storyboards::insert_cut))
         .route(
             "/v1/storyboards/{id}/cuts/{cut}",

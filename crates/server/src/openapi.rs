@@ -57,6 +57,7 @@ use crate::state::AppState;
         crate::routes::storyboards::insert_cut,
         crate::routes::storyboards::delete_cut,
         crate::routes::storyboards::restore,
+        crate::routes::storyboards::retry,
         crate::routes::storyboards::diff,
         crate::routes::storyboards::add_comment,
         crate::routes::storyboards::comments,

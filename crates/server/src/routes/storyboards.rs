@@ -413,6 +413,24 @@ pub async fn restore(
         .into_response())
 }
 
+/// Draw the current version again after it failed or was canceled; finished steps and
+/// pictures are kept.
+#[utoipa::path(post, path = "/v1/storyboards/{id}/retry", tag = "storyboards", params(("id" = String, Path)),
+    responses((status = 202, body = Object), (status = 404, body = crate::routes::ErrorBody), (status = 422, body = crate::routes::ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let v = boards(&state)?.retry(&state.platform, &tenant, &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(version_json(&state, &base, &v)),
+    )
+        .into_response())
+}
+
 /// Query of the diff route.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DiffQuery {

@@ -408,7 +408,10 @@ impl Storyboards {
         if cuts.is_empty() {
             return Err(bad(
                 "ops",
-                "the cuts are still being written; edit when they exist",
+                format!(
+                    "version {} has no cuts yet (status {}): wait for the writer, or retry a failed version with POST /v1/storyboards/{id}/retry",
+                    head.version, head.status
+                ),
             ));
         }
         let next_seed = {
@@ -468,6 +471,26 @@ impl Storyboards {
             json!({"kind": "restore", "from": n}),
         )
         .await
+    }
+
+    /// Draws the current version again after a failure (a model error, a crash the lease did
+    /// not recover): the job resumes at the first step without a record, so finished pictures
+    /// are kept.
+    pub async fn retry(&self, platform: &Arc<Platform>, tenant: &str, id: &str) -> Result<Version> {
+        let (b, mut v) = self.version(tenant, id, None).await?;
+        if !matches!(v.status.as_str(), "failed" | "canceled") {
+            return Err(bad(
+                "version",
+                format!(
+                    "version {} is {}; only a failed or canceled version is retried",
+                    v.version, v.status
+                ),
+            ));
+        }
+        v.status = "pending".into();
+        v.updated_at = now_ms();
+        self.store.save_progress(&v).await?;
+        self.queue(platform, &b, v).await
     }
 
     /// The changes from version `a` to version `b`.
