@@ -478,3 +478,79 @@ fn encode_plain(img: &atelier_engine::image::RgbImage, ext: &str) -> Result<Vec<
         .map_err(|e| e.to_string())?;
     Ok(out.into_inner())
 }
+
+/// The diffusion model a workflow draws with: the configured one, else the first installed.
+pub(crate) fn model_or_first(
+    models: &ModelRegistry,
+    configured: Option<&str>,
+) -> Result<String, PlatformError> {
+    match configured {
+        Some(m) => Ok(m.to_owned()),
+        None => models
+            .list()
+            .first()
+            .map(|m| m.name.clone())
+            .ok_or_else(|| PlatformError::Failed {
+                code: "no_model".into(),
+                message:
+                    "no diffusion model is installed; run `atelier models pull stabilityai/sd-turbo`"
+                        .into(),
+            }),
+    }
+}
+
+/// One picture a workflow step drew, after the image screening.
+pub(crate) struct Drawn {
+    pub image: atelier_engine::image::RgbImage,
+    pub resolved: atelier_engine::pipeline::ResolvedRequest,
+    pub weights_sha256: Option<String>,
+    pub screening: Value,
+    pub flagged: bool,
+    pub blurred: bool,
+}
+
+/// Draws one picture for a multi-picture step (a comic panel, a storyboard cut) and screens
+/// it under `policy`. Progress is reported as picture `slot.0` of `slot.1`, so one bar covers
+/// the whole step.
+pub(crate) async fn draw_one(
+    ctx: &JobContext,
+    models: &ModelRegistry,
+    guard: &Guard,
+    policy: atelier_safety::policy::Effective,
+    model: Arc<atelier_engine::DiffusionModel>,
+    req: GenerateRequest,
+    slot: (usize, usize),
+) -> Result<Drawn, PlatformError> {
+    let resolved = model.resolve(&req)?;
+    let r = ctx.reporter.clone();
+    let (base, total) = (slot.0 * resolved.steps, slot.1 * resolved.steps);
+    let mut out = run_engine(
+        models,
+        model.clone(),
+        req,
+        move |step, _n, p| r.progress_blocking(base + step, total, p),
+        ctx.cancel.clone(),
+    )
+    .await?;
+    let img = out.images.pop().ok_or_else(|| PlatformError::Failed {
+        code: "generation_error".into(),
+        message: "the engine returned no image".into(),
+    })?;
+    let verdict = crate::guard::PromptVerdict {
+        policy,
+        flagged: None,
+    };
+    let mut sc = guard.screen_images(ctx, &verdict, vec![img]).await?;
+    let image = sc
+        .images
+        .pop()
+        .ok_or_else(|| PlatformError::Corrupt("screening returned no image".into()))?;
+    Ok(Drawn {
+        image,
+        weights_sha256: models.weights_digest(&model.info().path).await,
+        screening: serde_json::to_value(sc.screening).unwrap_or(Value::Null),
+        flagged: sc.flagged.first().copied().unwrap_or(false),
+        blurred: sc.blurred.first().copied().unwrap_or(false),
+        resolved,
+    })
+}

@@ -18,7 +18,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use atelier_compose::comic::{Comic, Panel as ComicPanel};
 use atelier_compose::scene::RasterOptions;
 use atelier_compose::Fonts;
@@ -30,7 +29,7 @@ use atelier_writer::{WriteOptions, Writer, WriterError};
 use serde_json::{json, Map, Value};
 
 use super::store::Post;
-use crate::guard::{provenance, Audit, PromptVerdict};
+use crate::guard::{provenance, PromptVerdict};
 use crate::tickets::steps::{error_record, failed, png, rgba_of, COMPOSITE_SOURCE_TYPE};
 use crate::{Guard, ModelRegistry};
 
@@ -100,15 +99,6 @@ pub fn step_names() -> Vec<String> {
     v.extend((1..=PANELS).map(|i| format!("image_{i}")));
     v.extend(["comic".into(), "mark".into(), "publish".into()]);
     v
-}
-
-struct Ctx<'a>(&'a JobContext);
-
-#[async_trait]
-impl Audit for Ctx<'_> {
-    async fn audit(&self, action: &str, category: Option<&str>, detail: Value) -> Result<()> {
-        self.0.audit(action, category, detail).await
-    }
 }
 
 fn done<'a>(p: &'a Post, step: &str) -> Option<&'a Value> {
@@ -200,7 +190,7 @@ impl ToonWorkflow {
             "screen_text" => {
                 let v = self
                     .guard
-                    .screen_text(&Ctx(ctx), self.policy(ctx), None, "diary", &post.text)
+                    .screen_text(ctx, self.policy(ctx), None, "diary", &post.text)
                     .await?;
                 post.flagged |= v.flagged.is_some();
                 Ok(
@@ -295,7 +285,7 @@ impl ToonWorkflow {
             .join("\n");
         let v: PromptVerdict = self
             .guard
-            .screen_text(&Ctx(ctx), self.policy(ctx), None, "panels", &text)
+            .screen_text(ctx, self.policy(ctx), None, "panels", &text)
             .await?;
         post.flagged |= v.flagged.is_some();
         Ok(json!({
@@ -320,20 +310,7 @@ impl ToonWorkflow {
         // Related seeds: the same base for the whole strip, one step apart per panel.
         let seed = plan["seed"].as_u64().unwrap_or_default() + (i as u64 - 1);
         let s = &self.settings;
-        let model_name = match &s.model {
-            Some(m) => m.clone(),
-            None => self
-                .models
-                .list()
-                .first()
-                .map(|m| m.name.clone())
-                .ok_or_else(|| {
-                    failed(
-                        "no_model",
-                        "no diffusion model is installed; run `atelier models pull stabilityai/sd-turbo`",
-                    )
-                })?,
-        };
+        let model_name = crate::text_to_image::model_or_first(&self.models, s.model.as_deref())?;
         ctx.reporter
             .log(format!("panel {i}/{PANELS}: drawing with {model_name}"))
             .await;
@@ -351,46 +328,26 @@ impl ToonWorkflow {
             batch_size: Some(1),
             preview_every: 0,
         };
-        let resolved = model.resolve(&req)?;
-        let r = ctx.reporter.clone();
-        let base = (i - 1) * resolved.steps;
-        let total = PANELS * resolved.steps;
-        let mut o = crate::text_to_image::run_engine(
+        let d = crate::text_to_image::draw_one(
+            ctx,
             &self.models,
-            model.clone(),
+            &self.guard,
+            self.policy(ctx),
+            model,
             req,
-            move |step, _n, p| r.progress_blocking(base + step, total, p),
-            ctx.cancel.clone(),
+            (i - 1, PANELS),
         )
         .await?;
-        let img = o
-            .images
-            .pop()
-            .ok_or_else(|| failed("generation_error", "the engine returned no image"))?;
-        let verdict = PromptVerdict {
-            policy: self.policy(ctx),
-            flagged: None,
-        };
-        let mut sc = self
-            .guard
-            .screen_images(&Ctx(ctx), &verdict, vec![img])
-            .await?;
-        let flagged = sc.flagged.first().copied().unwrap_or(false);
-        post.flagged |= flagged;
-        let img = sc
-            .images
-            .pop()
-            .ok_or_else(|| PlatformError::Corrupt("screening returned no image".into()))?;
+        post.flagged |= d.flagged;
         let file = ctx
-            .put_file("image/png", "png", png(&rgba_of(&img)?)?)
+            .put_file("image/png", "png", png(&rgba_of(&d.image)?)?)
             .await?;
-        let weights = self.models.weights_digest(&model.info().path).await;
+        let r = &d.resolved;
         Ok(json!({
-            "file": file, "prompt": prompt, "seed": seed, "model": resolved.model,
-            "width": resolved.width, "height": resolved.height, "steps": resolved.steps,
-            "scheduler": resolved.scheduler, "weights_sha256": weights,
-            "screening": sc.screening, "flagged": flagged,
-            "blurred": sc.blurred.first().copied().unwrap_or(false),
+            "file": file, "prompt": prompt, "seed": seed, "model": r.model,
+            "width": r.width, "height": r.height, "steps": r.steps,
+            "scheduler": r.scheduler, "weights_sha256": d.weights_sha256,
+            "screening": d.screening, "flagged": d.flagged, "blurred": d.blurred,
         }))
     }
 

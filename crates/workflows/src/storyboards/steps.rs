@@ -18,7 +18,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use atelier_compose::animatic::{self, Animatic, Format, Motion, Shot, Transition};
 use atelier_compose::scene::{RasterOptions, Scene};
 use atelier_compose::storyboard as sheet;
@@ -34,7 +33,7 @@ use sha2::Digest;
 use super::spec::{self, category_name, Brief, CutImage, CutText, LABEL};
 use super::store::{Board, Version};
 use crate::diary::toon::read_file;
-use crate::guard::{provenance, Audit, PromptVerdict};
+use crate::guard::provenance;
 use crate::tickets::steps::{error_record, failed, COMPOSITE_SOURCE_TYPE};
 use crate::{Guard, ModelRegistry};
 
@@ -96,15 +95,6 @@ impl std::fmt::Debug for StoryboardWorkflow {
         f.debug_struct("StoryboardWorkflow")
             .field("settings", &self.settings)
             .finish()
-    }
-}
-
-struct Ctx<'a>(&'a JobContext);
-
-#[async_trait]
-impl Audit for Ctx<'_> {
-    async fn audit(&self, action: &str, category: Option<&str>, detail: Value) -> Result<()> {
-        self.0.audit(action, category, detail).await
     }
 }
 
@@ -235,7 +225,7 @@ impl StoryboardWorkflow {
                 let verdict = self
                     .guard
                     .screen_text(
-                        &Ctx(ctx),
+                        ctx,
                         self.policy(ctx),
                         None,
                         "storyboard",
@@ -312,7 +302,7 @@ impl StoryboardWorkflow {
         let verdict = self
             .guard
             .screen_text(
-                &Ctx(ctx),
+                ctx,
                 self.policy(ctx),
                 None,
                 "storyboard_script",
@@ -323,23 +313,6 @@ impl StoryboardWorkflow {
             "source": format!("llm:{}", w.model), "cuts": v.cuts.len(), "title": v.title,
             "decision": if verdict.flagged.is_some() {"flagged"} else {"passed"},
         }))
-    }
-
-    fn model_name(&self, b: &Brief) -> Result<String> {
-        match b.generation.model.clone().or(self.settings.model.clone()) {
-            Some(m) => Ok(m),
-            None => self
-                .models
-                .list()
-                .first()
-                .map(|m| m.name.clone())
-                .ok_or_else(|| {
-                    failed(
-                        "no_model",
-                        "no diffusion model is installed; run `atelier models pull stabilityai/sd-turbo`",
-                    )
-                }),
-        }
     }
 
     async fn images<F, Fut>(
@@ -361,7 +334,13 @@ impl StoryboardWorkflow {
             return Ok(json!({"generated": [], "kept": kept}));
         }
         let b = &board.brief;
-        let model_name = self.model_name(b)?;
+        let model_name = crate::text_to_image::model_or_first(
+            &self.models,
+            b.generation
+                .model
+                .as_deref()
+                .or(self.settings.model.as_deref()),
+        )?;
         let model = self.models.get(&model_name).await?;
         let info = model.info();
         let long = b
@@ -416,36 +395,18 @@ impl StoryboardWorkflow {
                 batch_size: Some(1),
                 preview_every: 0,
             };
-            let resolved = model.resolve(&req)?;
-            let r = ctx.reporter.clone();
-            let base = n * resolved.steps;
-            let total = todo.len() * resolved.steps;
-            let mut o = crate::text_to_image::run_engine(
+            let d = crate::text_to_image::draw_one(
+                ctx,
                 &self.models,
+                &self.guard,
+                self.policy(ctx),
                 model.clone(),
                 req,
-                move |step, _n, p| r.progress_blocking(base + step, total, p),
-                ctx.cancel.clone(),
+                (n, todo.len()),
             )
             .await?;
-            let img = o
-                .images
-                .pop()
-                .ok_or_else(|| failed("generation_error", "the engine returned no image"))?;
-            let verdict = PromptVerdict {
-                policy: self.policy(ctx),
-                flagged: None,
-            };
-            let mut sc = self
-                .guard
-                .screen_images(&Ctx(ctx), &verdict, vec![img])
-                .await?;
-            let mut img = sc
-                .images
-                .pop()
-                .ok_or_else(|| PlatformError::Corrupt("screening returned no image".into()))?;
-            let weights = self.models.weights_digest(&model.info().path).await;
-            let screening = serde_json::to_value(sc.screening).unwrap_or(Value::Null);
+            let (resolved, weights, screening) = (d.resolved, d.weights_sha256, d.screening);
+            let mut img = d.image;
             let wm = self.guard.mark(&mut img, None, &ctx.job.id)?;
             let params = json!({
                 "workflow": "atelier/storyboard", "storyboard": board.id, "version": v.version,
@@ -484,8 +445,8 @@ impl StoryboardWorkflow {
                 scheduler: resolved.scheduler.to_string(),
                 weights_sha256: weights,
                 made_in: v.version,
-                flagged: sc.flagged.first().copied().unwrap_or(false),
-                blurred: sc.blurred.first().copied().unwrap_or(false),
+                flagged: d.flagged,
+                blurred: d.blurred,
                 screening,
             });
             generated.push(cut.id.clone());
