@@ -830,16 +830,7 @@ fn chat_completions_work_with_the_openai_client() {
 
 /// Tokens the server's language model has generated (`/metrics`).
 fn llm_tokens(base: &str) -> u64 {
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("atelier_llm_tokens_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("atelier_llm_tokens_total in /metrics")
+    metric(base, "atelier_llm_tokens_total")
 }
 
 /// A client that reads three chunks of a long stream and hangs up: generation stops far short

@@ -62,19 +62,6 @@ fn tiny_llm(dir: &Path) -> std::path::PathBuf {
         .folder
 }
 
-fn generations(c: &Client, base: &str) -> u64 {
-    let text = c
-        .get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("atelier_generations_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("atelier_generations_total in /metrics")
-}
-
 fn send(c: &Client, m: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
     let mut r = c.request(m, url);
     if let Some(b) = body {

@@ -79,19 +79,6 @@ fn og_image(html: &str) -> String {
     html[at..end].replace("&amp;", "&")
 }
 
-fn generations(c: &Client, base: &str) -> u64 {
-    let text = c
-        .get(format!("{base}/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("atelier_generations_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("atelier_generations_total in /metrics")
-}
-
 fn rgba(png: &[u8]) -> image::RgbaImage {
     image::load_from_memory(png).expect("a PNG").to_rgba8()
 }

@@ -128,6 +128,25 @@ impl Drop for Server {
     }
 }
 
+/// A counter from the server's `/metrics` (e.g. `atelier_generations_total`).
+pub fn metric(base: &str, name: &str) -> u64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+/// Image generations the server started (after screening).
+pub fn generations(_c: &Client, base: &str) -> u64 {
+    metric(base, "atelier_generations_total")
+}
+
 pub fn client() -> Client {
     Client::builder()
         .timeout(Duration::from_secs(120))
