@@ -297,6 +297,24 @@ impl Guard {
             None => Ok(bytes),
         }
     }
+
+    /// A finished output as PNG: parameter text, provenance (text chunks + XMP) and, when
+    /// configured, a C2PA manifest.
+    pub fn signed_png(
+        &self,
+        img: &RgbImage,
+        parameters: &str,
+        prov: &Provenance,
+    ) -> Result<Vec<u8>, PlatformError> {
+        let bytes = atelier_provenance::metadata::encode_png(
+            img.width, img.height, &img.data, parameters, prov,
+        )
+        .map_err(|e| PlatformError::Failed {
+            code: "render_error".into(),
+            message: e.to_string(),
+        })?;
+        self.sign(bytes, "image/png", prov)
+    }
 }
 
 /// Builds the provenance record of one output image.

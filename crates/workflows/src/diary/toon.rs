@@ -462,15 +462,7 @@ impl ToonWorkflow {
                 first["model"].as_str().unwrap_or_default(),
                 serde_json::to_string(&seeds).unwrap_or_default()
             );
-            let bytes = atelier_provenance::metadata::encode_png(
-                img.width,
-                img.height,
-                &img.data,
-                &parameters,
-                &prov,
-            )
-            .map_err(|e| failed("render_error", e.to_string()))?;
-            let bytes = self.guard.sign(bytes, "image/png", &prov)?;
+            let bytes = self.guard.signed_png(&img, &parameters, &prov)?;
             files.insert(
                 layout.into(),
                 json!(ctx.put_file("image/png", "png", bytes).await?),

@@ -41,6 +41,16 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> StoryboardError 
     PlatformError::invalid(field, message).into()
 }
 
+/// An optional number within `lo..=hi`.
+fn within(field: &str, v: Option<u32>, lo: u32, hi: u32) -> Result<()> {
+    match v {
+        Some(x) if !(lo..=hi).contains(&x) => {
+            Err(bad(field, format!("must be between {lo} and {hi}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Parses JSON into `T`, naming the offending field (`script.cuts[2].duration_s`).
 pub fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
     serde_path_to_error::deserialize(v).map_err(|e| {
@@ -147,16 +157,8 @@ impl Storyboards {
         if let Some(n) = &i.generation.negative_prompt {
             check_text("generation.negative_prompt", n, 300, false)?;
         }
-        if let Some(s) = i.generation.size {
-            if !(64..=2048).contains(&s) {
-                return Err(bad("generation.size", "must be between 64 and 2048"));
-            }
-        }
-        if let Some(s) = i.generation.steps {
-            if !(1..=150).contains(&s) {
-                return Err(bad("generation.steps", "must be between 1 and 150"));
-            }
-        }
+        within("generation.size", i.generation.size, 64, 2048)?;
+        within("generation.steps", i.generation.steps, 1, 150)?;
         if let Some(m) = &i.generation.model {
             if !self.workflow.models.list().iter().any(|x| &x.name == m) {
                 return Err(bad(
@@ -181,16 +183,8 @@ impl Storyboards {
                 }
             }
         }
-        if let Some(fps) = i.animatic.fps {
-            if !(1..=60).contains(&fps) {
-                return Err(bad("animatic.fps", "must be between 1 and 60"));
-            }
-        }
-        if let Some(s) = i.animatic.size {
-            if !(128..=1920).contains(&s) {
-                return Err(bad("animatic.size", "must be between 128 and 1920"));
-            }
-        }
+        within("animatic.fps", i.animatic.fps, 1, 60)?;
+        within("animatic.size", i.animatic.size, 128, 1920)?;
         Ok(())
     }
 

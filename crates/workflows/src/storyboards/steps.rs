@@ -424,15 +424,7 @@ impl StoryboardWorkflow {
                 json!({"text": "passed", "image_screening": screening}),
             );
             let parameters = resolved.parameters_text(cut.seed);
-            let bytes = atelier_provenance::metadata::encode_png(
-                img.width,
-                img.height,
-                &img.data,
-                &parameters,
-                &prov,
-            )
-            .map_err(|e| failed("render_error", e.to_string()))?;
-            let bytes = self.guard.sign(bytes, "image/png", &prov)?;
+            let bytes = self.guard.signed_png(&img, &parameters, &prov)?;
             let file = ctx.put_file("image/png", "png", bytes).await?;
             v.cuts[i].image = Some(CutImage {
                 file,
@@ -549,15 +541,11 @@ impl StoryboardWorkflow {
         );
         prov.digital_source_type = COMPOSITE_SOURCE_TYPE.into();
         prov.label = Some(LABEL.into());
-        let bytes = atelier_provenance::metadata::encode_png(
-            rgb.width,
-            rgb.height,
-            &rgb.data,
+        let bytes = self.guard.signed_png(
+            &rgb,
             &format!("storyboard {} v{} sheet", board.id, v.version),
             &prov,
-        )
-        .map_err(|e| failed("render_error", e.to_string()))?;
-        let bytes = self.guard.sign(bytes, "image/png", &prov)?;
+        )?;
         let png_ref = ctx.put_file("image/png", "png", bytes).await?;
         let pdf_ref = ctx.put_file("application/pdf", "pdf", pdf).await?;
         Ok(json!({

@@ -825,15 +825,7 @@ impl TicketWorkflow {
             c.id,
             c.version
         );
-        let bytes = atelier_provenance::metadata::encode_png(
-            img.width,
-            img.height,
-            &img.data,
-            &parameters,
-            &prov,
-        )
-        .map_err(|e| failed("render_error", e.to_string()))?;
-        let bytes = self.guard.sign(bytes, "image/png", &prov)?;
+        let bytes = self.guard.signed_png(&img, &parameters, &prov)?;
         let file = host.put_file("image/png", "png", bytes).await?;
         Ok(json!({
             "file": file,
