@@ -145,6 +145,12 @@ impl Fonts {
         FONT_FILES.iter().map(|(name, _)| *name)
     }
 
+    /// The bytes of a bundled font file by name (the web UI serves the Korean faces so Hangul
+    /// looks the same on every browser, with or without Korean system fonts).
+    pub fn bundled_file(name: &str) -> Option<&'static [u8]> {
+        FONT_FILES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    }
+
     /// Raw bytes and collection index of a loaded face (the PDF writer embeds them).
     pub fn face_data(&self, id: fontdb::ID) -> Option<(&'static [u8], u32)> {
         self.bytes.get(&id).copied()

@@ -291,6 +291,9 @@ pub struct DiffusionModel {
     pub vae_dtype: DType,
     pub device: Device,
     pub dtype: DType,
+    /// Bytes the weights take once loaded (every tensor in the files at the load dtype; an
+    /// upper bound when a file holds tensors the graph does not read).
+    pub weight_bytes: u64,
     /// How often each network ran since loading (metrics, and tests that must prove a
     /// request stopped before the expensive parts).
     pub calls: CallCounts,
@@ -332,13 +335,15 @@ fn load_component<T>(
     dtype: DType,
     device: &Device,
     build: impl FnOnce(candle_nn::VarBuilder<'static>) -> candle_core::Result<T>,
-) -> Result<T> {
+) -> Result<(T, u64)> {
     let files = weights::find_weights(&root.join(dir), stem)?;
     let vb = weights::var_builder(&files, dtype, device)?;
-    build(vb).map_err(|e| EngineError::Weights {
+    let bytes = weights::tensor_elements(&files)? * dtype.size_in_bytes() as u64;
+    let built = build(vb).map_err(|e| EngineError::Weights {
         path: files[0].clone(),
         message: e.to_string(),
-    })
+    })?;
+    Ok((built, bytes))
 }
 
 impl DiffusionModel {
@@ -351,9 +356,10 @@ impl DiffusionModel {
             Family::Sdxl => Some(ClipTokenizer::load(&root.join("tokenizer_2"))?),
             _ => None,
         };
-        let text_encoder = load_component(root, "text_encoder", "model", dt, dev, |vb| {
-            ClipTextModel::new(&configs.text_encoder, vb)
-        })?;
+        let (text_encoder, mut weight_bytes) =
+            load_component(root, "text_encoder", "model", dt, dev, |vb| {
+                ClipTextModel::new(&configs.text_encoder, vb)
+            })?;
         let text_encoder_2 = match &configs.text_encoder_2 {
             Some(c) => {
                 if !c.has_projection() {
@@ -362,27 +368,26 @@ impl DiffusionModel {
                         "SDXL's second text encoder must be a CLIPTextModelWithProjection",
                     ));
                 }
-                Some(load_component(
-                    root,
-                    "text_encoder_2",
-                    "model",
-                    dt,
-                    dev,
-                    |vb| ClipTextModel::new(c, vb),
-                )?)
+                let (te, bytes) = load_component(root, "text_encoder_2", "model", dt, dev, |vb| {
+                    ClipTextModel::new(c, vb)
+                })?;
+                weight_bytes += bytes;
+                Some(te)
             }
             None => None,
         };
-        let unet = load_component(root, "unet", "diffusion_pytorch_model", dt, dev, |vb| {
-            UNet::new(&configs.unet, &configs.unet_plan, vb)
-        })?;
+        let (unet, bytes) =
+            load_component(root, "unet", "diffusion_pytorch_model", dt, dev, |vb| {
+                UNet::new(&configs.unet, &configs.unet_plan, vb)
+            })?;
+        weight_bytes += bytes;
         // SDXL's VAE overflows in f16; diffusers upcasts when the config says so.
         let vae_dtype = if dt == DType::F16 && configs.vae.force_upcast {
             DType::F32
         } else {
             dt
         };
-        let vae = load_component(
+        let (vae, bytes) = load_component(
             root,
             "vae",
             "diffusion_pytorch_model",
@@ -390,6 +395,7 @@ impl DiffusionModel {
             dev,
             |vb| VaeDecoder::new(&configs.vae, vb),
         )?;
+        weight_bytes += bytes;
         tracing::info!(model = %configs.info.name, family = ?configs.info.family, ?dt, "model loaded");
         Ok(Self {
             configs,
@@ -402,6 +408,7 @@ impl DiffusionModel {
             vae_dtype,
             device: dev.clone(),
             dtype: dt,
+            weight_bytes,
             calls: CallCounts::default(),
         })
     }

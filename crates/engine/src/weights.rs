@@ -81,7 +81,18 @@ pub fn var_builder(
 
 /// Reads only the JSON header, so a truncated or non-safetensors file is reported by name
 /// before anything is mapped.
-fn check_header(path: &Path) -> Result<()> {
+/// Elements in every tensor of `files` (read from their headers), so a loaded model can report
+/// roughly how much memory its weights take (elements x the dtype's size).
+pub fn tensor_elements(files: &[PathBuf]) -> Result<u64> {
+    let mut total = 0u64;
+    for f in files {
+        total += check_header(f)?;
+    }
+    Ok(total)
+}
+
+/// Validates a safetensors header against the file size; returns the elements it declares.
+fn check_header(path: &Path) -> Result<u64> {
     use std::io::Read;
     let bad = |m: String| EngineError::Weights {
         path: path.to_path_buf(),
@@ -107,10 +118,19 @@ fn check_header(path: &Path) -> Result<()> {
     let v: serde_json::Value =
         serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
     let mut end = 0u64;
+    let mut elements = 0u64;
     if let Some(obj) = v.as_object() {
         for (name, t) in obj {
             if name == "__metadata__" {
                 continue;
+            }
+            if let Some(shape) = t.get("shape").and_then(|s| s.as_array()) {
+                elements = elements.saturating_add(
+                    shape
+                        .iter()
+                        .map(|d| d.as_u64().unwrap_or(0))
+                        .fold(1u64, u64::saturating_mul),
+                );
             }
             if let Some(off) = t.get("data_offsets").and_then(|o| o.as_array()) {
                 if let Some(e) = off.get(1).and_then(|x| x.as_u64()) {
@@ -125,5 +145,5 @@ fn check_header(path: &Path) -> Result<()> {
             8 + n + end
         )));
     }
-    Ok(())
+    Ok(elements)
 }

@@ -102,29 +102,71 @@ pub fn wanted(file: &str, all: &[String], components: &[String], all_files: bool
     !name.contains(".fp16") && !name.contains(".non_ema")
 }
 
-struct Bar(indicatif::ProgressBar);
+/// Hears how a pull is going: the CLI draws bars on the terminal, the server keeps figures that
+/// the web UI polls.
+pub trait PullObserver: Send + Sync {
+    /// How many files this pull will fetch (called once the repository listing is read).
+    fn planned(&self, _files: usize) {}
+    /// A file's download starts; `size` is its length in bytes (0 when unknown).
+    fn start(&self, file: &str, size: u64);
+    /// `n` more bytes of the current file arrived.
+    fn advance(&self, n: u64);
+    /// The current file is complete (also when it came from the local cache).
+    fn finish(&self, file: &str);
+}
 
-impl hf_hub::api::Progress for Bar {
-    fn init(&mut self, size: usize, filename: &str) {
-        self.0.set_length(size as u64);
-        self.0.set_message(filename.to_owned());
+/// Terminal progress bars, one per file.
+struct TerminalBars(std::sync::Mutex<Option<indicatif::ProgressBar>>);
+
+impl PullObserver for TerminalBars {
+    fn start(&self, file: &str, size: u64) {
+        let bar = new_bar();
+        bar.set_length(size);
+        bar.set_message(file.to_owned());
+        if let Ok(mut b) = self.0.lock() {
+            *b = Some(bar);
+        }
     }
-    fn update(&mut self, size: usize) {
-        self.0.inc(size as u64);
+    fn advance(&self, n: u64) {
+        if let Ok(b) = self.0.lock() {
+            if let Some(b) = b.as_ref() {
+                b.inc(n);
+            }
+        }
     }
-    fn finish(&mut self) {
-        self.0.finish();
+    fn finish(&self, _file: &str) {
+        if let Ok(mut b) = self.0.lock() {
+            if let Some(b) = b.take() {
+                b.finish();
+            }
+        }
     }
 }
 
-fn new_bar() -> Bar {
+/// Adapts an observer to `hf-hub`'s per-download progress callbacks.
+struct Relay<'a> {
+    observer: &'a dyn PullObserver,
+    file: String,
+}
+
+impl hf_hub::api::Progress for Relay<'_> {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.observer.start(&self.file, size as u64);
+    }
+    fn update(&mut self, size: usize) {
+        self.observer.advance(size as u64);
+    }
+    fn finish(&mut self) {}
+}
+
+fn new_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{msg:40} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
-    Bar(bar)
+    bar
 }
 
 /// Whether a language-model repository file is needed: the top-level configs, tokenizer files,
@@ -170,6 +212,25 @@ pub fn pull(
     all_files: bool,
     file: Option<&str>,
 ) -> Result<Pulled, HubError> {
+    pull_observed(
+        repo_id,
+        revision,
+        dir,
+        all_files,
+        file,
+        &TerminalBars(std::sync::Mutex::new(None)),
+    )
+}
+
+/// [`pull`], reporting each file's progress to `observer` instead of the terminal.
+pub fn pull_observed(
+    repo_id: &str,
+    revision: &str,
+    dir: &Path,
+    all_files: bool,
+    file: Option<&str>,
+    observer: &dyn PullObserver,
+) -> Result<Pulled, HubError> {
     let name = repo_id
         .rsplit('/')
         .next()
@@ -196,7 +257,12 @@ pub fn pull(
             let path = path.to_path_buf();
             move |source| HubError::Io { path, source }
         };
-        let cached = repo.download_with_progress(file, new_bar()).map_err(hub)?;
+        let relay = Relay {
+            observer,
+            file: file.to_owned(),
+        };
+        let cached = repo.download_with_progress(file, relay).map_err(hub)?;
+        observer.finish(file);
         let dest = target.join(file);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -217,12 +283,18 @@ pub fn pull(
                 file: file.into(),
             });
         }
+        observer.planned(1);
         return Ok(Pulled::File(fetch(file)?));
     }
     if !files.iter().any(|f| f == "model_index.json") {
         let has = |n: &str| files.iter().any(|f| f == n);
         if has("config.json") && has("tokenizer.json") {
-            for f in files.iter().filter(|f| safe(f) && wanted_llm(f, all_files)) {
+            let take: Vec<&String> = files
+                .iter()
+                .filter(|f| safe(f) && wanted_llm(f, all_files))
+                .collect();
+            observer.planned(take.len());
+            for f in take {
                 fetch(f)?;
             }
             return Ok(Pulled::LanguageModel(target));
@@ -243,8 +315,15 @@ pub fn pull(
         });
     }
     let index_path = repo
-        .download_with_progress("model_index.json", new_bar())
+        .download_with_progress(
+            "model_index.json",
+            Relay {
+                observer,
+                file: "model_index.json".into(),
+            },
+        )
         .map_err(hub)?;
+    observer.finish("model_index.json");
     let index: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&index_path).map_err(|source| {
             HubError::Io {
@@ -265,10 +344,12 @@ pub fn pull(
         })
         .map(|(k, _)| k.clone())
         .collect();
-    for file in files
+    let take: Vec<&String> = files
         .iter()
         .filter(|f| safe(f) && wanted(f, &files, &components, all_files))
-    {
+        .collect();
+    observer.planned(take.len());
+    for file in take {
         fetch(file)?;
     }
     inspect(&target)?;

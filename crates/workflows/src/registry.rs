@@ -109,6 +109,19 @@ impl ModelRegistry {
             .unwrap_or_default()
     }
 
+    /// Models currently loaded with the bytes their weights take, least recently used first.
+    pub fn resident_memory(&self) -> Vec<(String, u64)> {
+        self.loaded
+            .lock()
+            .map(|l| l.iter().map(|(n, m)| (n.clone(), m.weight_bytes)).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many models may stay loaded at once.
+    pub fn max_loaded(&self) -> usize {
+        self.max_loaded
+    }
+
     /// The model called `name`, loading it (on a blocking thread) if needed.
     pub async fn get(self: &Arc<Self>, name: &str) -> Result<Arc<DiffusionModel>, PlatformError> {
         if let Ok(mut l) = self.loaded.lock() {
