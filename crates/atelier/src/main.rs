@@ -268,6 +268,10 @@ struct ServeArgs {
     /// model.safetensors) that adds meaning to diary recommendations.
     #[arg(long, env = "ATELIER_EMBEDDING_MODEL")]
     embedding_model: Option<PathBuf>,
+    /// Let API-key holders pull models over the API (`POST /v1/models/pulls`, the web UI's
+    /// Models page); open mode on loopback always may.
+    #[arg(long)]
+    allow_model_pull: bool,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -449,6 +453,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
             ..Default::default()
         },
         embedding_model: a.embedding_model,
+        allow_model_pull: a.allow_model_pull,
         storyboard: atelier_workflows::storyboards::StoryboardSettings {
             model: a.storyboard_model,
             size: a.storyboard_size,

@@ -203,6 +203,13 @@ fn diary_site_end_to_end() {
     assert_eq!(s, 200);
     assert_eq!(v["user"]["display_name"], "앨리스");
     assert_eq!(v["csrf_token"].as_str(), alice.csrf.as_deref());
+    // /session answers pages without an error either way.
+    let (s, v) = anon.get("/v1/diary/session");
+    assert_eq!((s, &v["user"]), (200, &Value::Null), "{v}");
+    let (s, v) = alice.get("/v1/diary/session");
+    assert_eq!(s, 200);
+    assert_eq!(v["user"]["display_name"], "앨리스");
+    assert_eq!(v["csrf_token"].as_str(), alice.csrf.as_deref());
 
     // --- CSRF: a cookie without the token (or with another session's) writes nothing ----
     let caps = json!(["가", "나", "다", "라"]);

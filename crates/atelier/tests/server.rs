@@ -208,6 +208,46 @@ fn bad_input_gets_4xx_naming_the_field_and_never_500() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);
     let c = client();
+    // Model pulls: every bad field is named before anything is downloaded.
+    for (body, field) in [
+        (json!({"repo": "not-a-repo"}), "repo"),
+        (json!({"repo": "a/b/c"}), "repo"),
+        (json!({"repo": "../x"}), "repo"),
+        (
+            json!({"repo": "owner/name", "revision": "../../etc"}),
+            "revision",
+        ),
+        (json!({"repo": "owner/name", "file": "../secret"}), "file"),
+    ] {
+        let (st, v, _) = post(&c, &format!("{}/v1/models/pulls", s.base), None, &body);
+        assert_eq!(
+            (st, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {v}"
+        );
+    }
+    let (st, v) = get(&c, &format!("{}/v1/models/pulls/pull_nope", s.base), None);
+    assert_eq!(st, 404, "{v}");
+    // The web UI: the page, its modules, the fonts, and a JSON 404 for anything else.
+    let r = c.get(format!("{}/", s.base)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(r.text().unwrap().contains("/ui/app.js"));
+    for (path, status) in [
+        ("/ui/app.js", 200),
+        ("/ui/pages/playground.js", 200),
+        ("/ui/fonts/NanumSquareR.ttf", 200),
+        ("/ui/fonts/NotoColorEmoji.ttf", 404),
+        ("/ui/../Cargo.toml", 404),
+        ("/ui/nope.js", 404),
+    ] {
+        let r = c.get(format!("{}{path}", s.base)).send().unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
     let u = predict_url(&s.base);
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!({"input": {}}), 422, "input.prompt"),
@@ -448,6 +488,25 @@ fn tenants_are_isolated_and_keys_are_required() {
     );
     let (st, _, _) = post(&c, &predict_url(&s.base), Some("atl_nothere_0000"), &body);
     assert_eq!(st, 401);
+    // With keys, the system view needs one and model pulls are the operator's (403).
+    assert_eq!(get(&c, &format!("{}/v1/system", s.base), None).0, 401);
+    let (st, v) = get(&c, &format!("{}/v1/system", s.base), Some(&ka));
+    assert_eq!(
+        (st, &v["open_mode"], &v["model_pull"]),
+        (200, &json!(false), &json!(false)),
+        "{v}"
+    );
+    let (st, v, _) = post(
+        &c,
+        &format!("{}/v1/models/pulls", s.base),
+        Some(&ka),
+        &json!({"repo": "stabilityai/sd-turbo"}),
+    );
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
     let (st, _) = get(
         &c,
         &format!("{}/v1/predictions", s.base),

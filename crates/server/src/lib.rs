@@ -3,9 +3,11 @@
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod pulls;
 pub mod render;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,11 +43,20 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub fn router(state: AppState) -> Router {
     use routes::{chat, diary, files, openai, ops, predictions, storyboards, tickets};
     Router::new()
+        .route("/", get(web::index))
+        .route("/ui/{*path}", get(web::asset))
+        .route("/favicon.ico", get(web::favicon))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/v1/models", get(ops::models))
+        .route("/v1/system", get(ops::system))
+        .route(
+            "/v1/models/pulls",
+            post(ops::start_pull).get(ops::list_pulls),
+        )
+        .route("/v1/models/pulls/{id}", get(ops::get_pull))
         .route(
             "/v1/models/{owner}/{name}/predictions",
             post(predictions::create_for_model),
@@ -91,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/diary/login", post(diary::login))
         .route("/v1/diary/logout", post(diary::logout))
         .route("/v1/diary/me", get(diary::me).patch(diary::update_me))
+        .route("/v1/diary/session", get(diary::session))
         .route(
             "/v1/diary/me/avatar",
             put(diary::put_avatar)
@@ -224,6 +236,8 @@ pub struct ServeConfig {
     pub storyboard: atelier_workflows::storyboards::StoryboardSettings,
     /// A sentence-embedding model folder (BERT / XLM-RoBERTa family) for recommendations.
     pub embedding_model: Option<PathBuf>,
+    /// Let API-key holders pull models over the API (open mode always may).
+    pub allow_model_pull: bool,
 }
 
 /// The bundled ticket presets plus those in `dir`.
@@ -379,6 +393,13 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         cfg.max_loaded_models,
     ));
     let guard = Arc::new(guard(&cfg, &models)?);
+    let system = state::SystemInfo {
+        image_checker: guard.has_checker(),
+        watermark: cfg.watermark,
+        c2pa: !matches!(cfg.c2pa, C2paConfig::Off),
+        workers: cfg.workers.max(1),
+        allow_model_pull: cfg.allow_model_pull,
+    };
     let llm = match cfg.llm.clone() {
         Some(c) => {
             let device = cfg.load.device.clone();
@@ -490,6 +511,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         tickets: Some(tickets),
         diary: Some(diary),
         storyboards: Some(storyboards),
+        system,
+        pulls: Arc::new(pulls::Pulls::default()),
     };
     let base = state
         .public_url

@@ -26,6 +26,10 @@ use crate::state::AppState;
         crate::routes::ops::readyz,
         crate::routes::ops::metrics,
         crate::routes::ops::models,
+        crate::routes::ops::system,
+        crate::routes::ops::start_pull,
+        crate::routes::ops::list_pulls,
+        crate::routes::ops::get_pull,
         crate::routes::ops::webhook_secret,
         crate::routes::ops::audit,
         crate::routes::tickets::create_campaign,
@@ -71,6 +75,8 @@ use crate::state::AppState;
         crate::routes::chat::ChatCompletionRequest,
         crate::routes::ErrorBody,
         crate::routes::ErrorDetail,
+        crate::routes::ops::PullRequest,
+        crate::pulls::PullStatus,
     ))
 )]
 struct ApiDoc;

@@ -28,6 +28,24 @@ pub struct AppState {
     pub diary: Option<Arc<atelier_workflows::diary::Diary>>,
     /// Ad storyboards.
     pub storyboards: Option<Arc<atelier_workflows::storyboards::Storyboards>>,
+    /// Fixed facts about this server, for `/v1/system`.
+    pub system: SystemInfo,
+    /// Model downloads started over the API.
+    pub pulls: Arc<crate::pulls::Pulls>,
+}
+
+/// What the server was started with that clients may want to show (the web UI's Models page).
+#[derive(Debug, Clone, Default)]
+pub struct SystemInfo {
+    /// An image safety checker is loaded (else outputs are reported as not screened).
+    pub image_checker: bool,
+    pub watermark: bool,
+    pub c2pa: bool,
+    /// In-process workers.
+    pub workers: usize,
+    /// `POST /v1/models/pulls` is allowed with an API key (`--allow-model-pull`); open mode
+    /// always allows it.
+    pub allow_model_pull: bool,
 }
 
 impl AppState {

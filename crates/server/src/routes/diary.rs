@@ -316,6 +316,24 @@ pub async fn me(me: SignedIn) -> ApiResult<Response> {
     Ok(r)
 }
 
+/// The session as a page sees it: `{"user": null}` when signed out (200, so a page can ask
+/// without an error), else the user and the CSRF token that writes need.
+pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let d = diary(&state)?;
+    let s = match cookie_token(&headers) {
+        Some(token) => d.session(&token).await?,
+        None => None,
+    };
+    let body = match s {
+        Some(s) => json!({"user": user_json(&s.user), "csrf_token": s.csrf}),
+        None => json!({"user": null, "csrf_token": null}),
+    };
+    let mut r = axum::Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
 /// `PATCH /v1/diary/me` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,15 +17,23 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers. `auth` says whether requests need an API key (`key`) or
+/// the server runs open (`open`), so a client such as the web UI can ask for a key up front.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Object), (status = 503, body = Object)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.platform.store.queue_depth().await {
-        Ok(depth) => (
-            StatusCode::OK,
-            axum::Json(json!({"ready": true, "queue_depth": depth})),
-        )
-            .into_response(),
+        Ok(depth) => {
+            let auth = if state.open_mode().await {
+                "open"
+            } else {
+                "key"
+            };
+            (
+                StatusCode::OK,
+                axum::Json(json!({"ready": true, "queue_depth": depth, "auth": auth})),
+            )
+                .into_response()
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"ready": false, "error": e.to_string()})),
@@ -195,4 +203,141 @@ pub async fn audit(
         .then(|| entries.last().map(|e| e.id))
         .flatten();
     Ok(axum::Json(json!({"data": entries, "next_cursor": next})))
+}
+
+/// What the server runs with: the web UI's Models page and status bar read it.
+#[utoipa::path(get, path = "/v1/system", tag = "operations", responses((status = 200, body = Object)))]
+pub async fn system(State(state): State<AppState>, _t: Tenant) -> ApiResult<axum::Json<Value>> {
+    let installed = state.models.list();
+    let loaded: Vec<Value> = state
+        .models
+        .resident_memory()
+        .into_iter()
+        .map(|(name, bytes)| json!({"name": name, "memory_bytes": bytes}))
+        .collect();
+    let depth = state.platform.store.queue_depth().await?;
+    let s = &state.system;
+    Ok(axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "open_mode": state.open_mode().await,
+        "queue_depth": depth,
+        "workers": s.workers,
+        "models": {
+            "dirs": state.models.dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+            "installed": installed.len(),
+            "max_loaded": state.models.max_loaded(),
+            "loaded": loaded,
+            "generations": state.models.generations(),
+        },
+        "safety": {
+            "image_checker": s.image_checker,
+            "watermark": s.watermark,
+            "c2pa": s.c2pa,
+        },
+        "llm": state.llm.as_ref().map(|l| json!({"id": l.id(), "source": l.kind()})),
+        "model_pull": s.allow_model_pull || state.open_mode().await,
+        "apps": state.platform.app_names(),
+    })))
+}
+
+/// Body of `POST /v1/models/pulls`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// A Hugging Face repository, `owner/name`.
+    pub repo: String,
+    /// Branch, tag or commit (default `main`).
+    pub revision: Option<String>,
+    /// Take only this file (e.g. one GGUF quantization).
+    pub file: Option<String>,
+}
+
+fn hub_name_ok(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && !s.contains("..")
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Starts downloading a model into the first models folder (the operator's action: open mode,
+/// or a server started with `--allow-model-pull`). Poll `GET /v1/models/pulls/{id}`.
+#[utoipa::path(post, path = "/v1/models/pulls", tag = "models", request_body = PullRequest,
+    responses((status = 202, body = crate::pulls::PullStatus), (status = 403, body = crate::routes::ErrorBody), (status = 409, body = crate::routes::ErrorBody), (status = 422, body = crate::routes::ErrorBody)))]
+pub async fn start_pull(
+    State(state): State<AppState>,
+    _t: Tenant,
+    crate::extract::Json(body): crate::extract::Json<PullRequest>,
+) -> ApiResult<Response> {
+    if !(state.system.allow_model_pull || state.open_mode().await) {
+        return Err(crate::error::ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "pulling models over the API is for the operator: run open on loopback, or start the server with --allow-model-pull (or use `atelier models pull`)",
+        ));
+    }
+    let repo = body.repo.trim();
+    let ok = match repo.split_once('/') {
+        Some((owner, name)) => hub_name_ok(owner, 96) && hub_name_ok(name, 96),
+        None => false,
+    };
+    if !ok {
+        return Err(crate::error::ApiError::invalid(
+            "repo",
+            "expected a Hugging Face repository id, owner/name (letters, digits, - _ .)",
+        ));
+    }
+    let revision = body.revision.as_deref().unwrap_or("main").trim();
+    if !hub_name_ok(&revision.replace('/', "_"), 200) {
+        return Err(crate::error::ApiError::invalid(
+            "revision",
+            "expected a branch, tag or commit",
+        ));
+    }
+    if let Some(f) = &body.file {
+        if f.is_empty() || f.len() > 300 || f.split('/').any(|p| p.is_empty() || p == "..") {
+            return Err(crate::error::ApiError::invalid(
+                "file",
+                "expected a file path inside the repository",
+            ));
+        }
+    }
+    match state
+        .pulls
+        .start(state.models.dirs(), repo, revision, body.file.clone())
+    {
+        Ok(s) => Ok((StatusCode::ACCEPTED, axum::Json(s)).into_response()),
+        Err(e @ crate::pulls::PullError::Busy(_)) => {
+            Err(
+                crate::error::ApiError::new(StatusCode::CONFLICT, "pull_running", e.to_string())
+                    .field("repo"),
+            )
+        }
+        Err(e) => Err(crate::error::ApiError::new(
+            StatusCode::CONFLICT,
+            "no_models_folder",
+            e.to_string(),
+        )),
+    }
+}
+
+/// Pulls since the server started, newest first.
+#[utoipa::path(get, path = "/v1/models/pulls", tag = "models", responses((status = 200, body = Object)))]
+pub async fn list_pulls(State(state): State<AppState>, _t: Tenant) -> axum::Json<Value> {
+    axum::Json(json!({"data": state.pulls.list()}))
+}
+
+/// One pull's progress.
+#[utoipa::path(get, path = "/v1/models/pulls/{id}", tag = "models", params(("id" = String, Path)),
+    responses((status = 200, body = crate::pulls::PullStatus), (status = 404, body = crate::routes::ErrorBody)))]
+pub async fn get_pull(
+    State(state): State<AppState>,
+    _t: Tenant,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<axum::Json<crate::pulls::PullStatus>> {
+    state
+        .pulls
+        .get(&id)
+        .map(axum::Json)
+        .ok_or_else(|| crate::error::ApiError::not_found("pull"))
 }
