@@ -98,11 +98,16 @@ impl Term {
                         .collect(),
                 }
             } else {
+                // Digits stay: `19금` must not shrink to `금` (gold, and inside 지금, 요금,
+                // 금요일, 금융), which would block ordinary Korean everywhere.
                 let words = units
                     .split(|u| u.kind == Kind::Space)
                     .map(|w| {
                         w.iter()
-                            .filter(|u| matches!(u.kind, Kind::Syllable { .. } | Kind::Jamo))
+                            .filter(|u| {
+                                matches!(u.kind, Kind::Syllable { .. } | Kind::Jamo)
+                                    || (u.kind == Kind::Leet && u.ch.is_ascii_digit())
+                            })
                             .map(|u| u.ch)
                             .collect::<Vec<_>>()
                     })

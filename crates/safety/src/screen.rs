@@ -135,7 +135,9 @@ impl Screener {
     pub fn screen(&self, text: &str) -> Decision {
         let units = normalize(text);
         let words = latin_words(&units);
-        let (tokens, segs) = hangul_segments(&units);
+        let (tokens, segs) = hangul_segments(&units, false);
+        // Entries with digits (`19금`) are read against words that keep their digits.
+        let (dtokens, dsegs) = hangul_segments(&units, true);
         let mut hits: Vec<Hit> = Vec::new();
         for term in &self.terms {
             match &term.shape {
@@ -145,7 +147,13 @@ impl Screener {
                     }
                 }
                 Shape::Hangul { words: tw } => {
-                    for (first, last) in match_hangul(&tokens, &segs, tw) {
+                    let digits = tw.iter().flatten().any(char::is_ascii_digit);
+                    let (tokens, segs) = if digits {
+                        (&dtokens, &dsegs)
+                    } else {
+                        (&tokens, &segs)
+                    };
+                    for (first, last) in match_hangul(tokens, segs, tw) {
                         hits.push(Hit { term, first, last });
                     }
                 }
@@ -477,9 +485,10 @@ fn match_words(lines: &[Vec<Word>], tw: &[Vec<char>], prefix: bool) -> Vec<(usiz
     out
 }
 
-/// Hangul words (jamo of one whitespace-separated token, punctuation and digits inside
-/// dropped) and segments to search: every word, plus runs of short words joined.
-fn hangul_segments(units: &[Unit]) -> (Vec<HSeg>, Vec<HSeg>) {
+/// Hangul words (jamo of one whitespace-separated token, punctuation inside dropped, and
+/// digits too unless `digits`) and segments to search: every word, plus runs of short words
+/// joined.
+fn hangul_segments(units: &[Unit], digits: bool) -> (Vec<HSeg>, Vec<HSeg>) {
     let mut tokens: Vec<HSeg> = Vec::new();
     let mut cur = HSeg::default();
     for (i, u) in units.iter().enumerate() {
@@ -488,6 +497,11 @@ fn hangul_segments(units: &[Unit]) -> (Vec<HSeg>, Vec<HSeg>) {
                 tokens.push(std::mem::take(&mut cur));
             }
             Kind::Syllable { .. } | Kind::Jamo => {
+                cur.chars.push(u.ch);
+                cur.kinds.push(u.kind);
+                cur.units.push(i);
+            }
+            Kind::Leet if digits && u.ch.is_ascii_digit() => {
                 cur.chars.push(u.ch);
                 cur.kinds.push(u.kind);
                 cur.units.push(i);
@@ -529,11 +543,17 @@ fn find_all(hay: &[char], needle: &[char]) -> Vec<usize> {
         .collect()
 }
 
-/// Occurrences of `w` in `seg` that begin at a syllable (or typed jamo), never mid-syllable.
+/// Occurrences of `w` in `seg` that begin at a syllable (or typed jamo, or a digit), never
+/// mid-syllable.
 fn find_at_starts(seg: &HSeg, w: &[char]) -> Vec<usize> {
     find_all(&seg.chars, w)
         .into_iter()
-        .filter(|&p| matches!(seg.kinds[p], Kind::Syllable { start: true } | Kind::Jamo))
+        .filter(|&p| {
+            matches!(
+                seg.kinds[p],
+                Kind::Syllable { start: true } | Kind::Jamo | Kind::Leet
+            )
+        })
         .collect()
 }
 
@@ -659,6 +679,11 @@ mod tests {
             "analysis of a classic grape therapist",
             "아시 발표회",
             "as seen on tv",
+            // `19금` is listed; its `금` alone is gold and sits inside everyday words.
+            "지금 만나보세요",
+            "금요일 저녁 요금 안내",
+            "현금 대신 금융 앱으로",
+            "금반지 선물",
         ] {
             let d = s.screen(ok);
             assert!(d.allowed, "{ok:?} was blocked: {d:?}");
@@ -684,6 +709,8 @@ mod tests {
             "ㅆㅂ",
             "ㅄ",
             "시1발",
+            "19금 영상",
+            "오늘은19금이야",
         ] {
             let d = s.screen(bad);
             assert!(!d.allowed, "{bad:?} passed");
