@@ -314,6 +314,17 @@ await step('storyboards', async () => {
   await page.locator('.versions li', { hasText: 'v1 ·' }).getByRole('button', { name: 'Restore' }).click();
   await ready(6);
   assert.deepEqual(await srcs(), order1, 'restoring version 1 brings its order back');
+  // Add a cut at the end (drawn on its own), then delete it again.
+  await page.locator('form', { hasText: 'Add a cut' }).getByLabel('Scene').fill('매장 진열대의 텀블러');
+  await page.locator('form', { hasText: 'Add a cut' }).getByLabel('Copy').fill('지금 만나보세요');
+  await page.getByRole('button', { name: 'Add cut', exact: true }).click();
+  await ready(7);
+  assert.equal(await cuts.count(), 5);
+  const added = await loaded(cuts.nth(4).locator('img'));
+  await page.getByRole('button', { name: 'Delete cut 5' }).click();
+  await ready(8);
+  assert.equal(await cuts.count(), 4);
+  assert.deepEqual(await srcs(), order1);
   // Comments on a cut.
   await cuts.nth(0).getByRole('button', { name: 'Comments' }).click();
   await page.locator('#cut-comments').getByLabel('Your name').fill('민지');
@@ -331,7 +342,7 @@ await step('storyboards', async () => {
   await dl.saveAs(zipPath);
   assert.equal(readFileSync(zipPath).subarray(0, 2).toString(), 'PK');
   const versions = await page.locator('.versions li').count();
-  return { cut_images: imgs, versions, ...(await finish('storyboards', page.url().replace(/^.*?#/, '#'), '.cuts img')) };
+  return { cut_images: imgs, added_cut_image: added, versions, ...(await finish('storyboards', page.url().replace(/^.*?#/, '#'), '.cuts img')) };
 });
 
 // --- Models -----------------------------------------------------------------------------------

@@ -154,15 +154,7 @@ fn start(data: &std::path::Path) -> Server {
     Server::start(
         data,
         &[fixture()],
-        &[
-            "--no-c2pa",
-            "--diary-size",
-            "64",
-            "--diary-steps",
-            "2",
-            "--diary-comic-width",
-            "320",
-        ],
+        &[&["--no-c2pa"][..], &common::SMALL_COMICS].concat(),
     )
 }
 

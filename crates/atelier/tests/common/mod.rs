@@ -20,6 +20,17 @@ pub fn fixture() -> PathBuf {
     root().join("tests/fixtures/sd15-tiny")
 }
 
+/// Serve flags that keep diary comics small (64 px panels, 2 steps, a 320 px page) so the
+/// tests that draw them stay fast.
+pub const SMALL_COMICS: [&str; 6] = [
+    "--diary-size",
+    "64",
+    "--diary-steps",
+    "2",
+    "--diary-comic-width",
+    "320",
+];
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -93,10 +93,27 @@ async function studio(main, id) {
   const commentBox = h('section', { class: 'card stack', hidden: true, 'aria-live': 'polite', id: 'cut-comments' });
   const url = `/v1/storyboards/${encodeURIComponent(id)}`;
 
+  // A new cut at the end (it gets a picture of its own; the others are kept).
+  const addErr = h('div', { class: 'error', role: 'alert', hidden: true });
+  const add = h('form', { class: 'card stack', 'aria-labelledby': 'add-cut' },
+    h('h3', { id: 'add-cut' }, t('Add a cut')),
+    h('div', { class: 'grid2' },
+      field(t('Scene'), h('input', { name: 'scene', required: true, maxlength: 150 })),
+      field(t('Camera'), h('input', { name: 'camera', maxlength: 60 }))),
+    h('div', { class: 'grid2' },
+      field(t('Copy'), h('input', { name: 'copy', maxlength: 80 })),
+      field(t('Seconds'), h('input', { type: 'number', name: 'duration_s', min: 0.5, max: 15, step: 0.5, value: 2 }))),
+    addErr, h('button', { type: 'submit' }, t('Add cut')));
+  add.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError(addErr, null, add);
+    if (await change('POST', '/cuts', formData(add))) add.reset();
+  });
+
   put(main, h('p', {}, h('a', { href: '#/storyboards' }, `← ${t('Storyboards')}`)), head, bar, downloads,
     h('div', { class: 'studio' },
-      h('section', { 'aria-labelledby': 'cuts-title' }, h('h2', { id: 'cuts-title' }, t('Cuts')),
-        h('p', { class: 'muted' }, t('Drag a cut onto another to move it, or use the arrow buttons.')), grid),
+      h('section', { 'aria-labelledby': 'cuts-title', class: 'stack' }, h('h2', { id: 'cuts-title' }, t('Cuts')),
+        h('p', { class: 'muted' }, t('Drag a cut onto another to move it, or use the arrow buttons.')), grid, add),
       h('aside', { class: 'stack' }, commentBox,
         h('section', { class: 'card', 'aria-labelledby': 'v-title' }, h('h2', { id: 'v-title' }, t('Versions')), versions))));
 
@@ -117,8 +134,13 @@ async function studio(main, id) {
     board = await get(url);
     const v = board.current;
     const done = (v.steps || []).filter((s) => s.status === 'done').length;
+    const failedStep = (v.steps || []).find((st) => st.status === 'failed');
+    const why = failedStep && failedStep.error ? `${failedStep.step}: ${failedStep.error.message || failedStep.error.code || ''}` : '';
     put(head, h('h1', {}, v.title || board.product),
-      h('p', {}, badge(v.status, t(v.status)), ` ${t('version {n}', { n: v.version })} · ${board.product} · ${t('{s} s', { s: v.duration_s })}`));
+      h('p', {}, badge(v.status, t(v.status)), ` ${t('version {n}', { n: v.version })} · ${board.product} · ${t('{s} s', { s: v.duration_s })}`),
+      v.status === 'failed' || v.status === 'canceled' ? h('div', { class: 'error row wrap', role: 'alert' },
+        h('span', {}, why || t('This version was not finished.')),
+        h('button', { type: 'button', class: 'small', onclick: () => change('POST', '/retry') }, t('Retry'))) : null);
     bar.set(v.status === 'ready' ? 1 : done / STEPS.length, v.status === 'ready' ? t('Ready') : t('{done} of {total} steps', { done, total: STEPS.length }));
     const o = v.outputs || {};
     const dl = (label, href, name) => h('button', { type: 'button', onclick: () => download(href, name).catch((e) => toast(e.message, 'error')) }, label);
@@ -168,7 +190,8 @@ async function studio(main, id) {
         h('button', { type: 'button', class: 'small', disabled: n === last, 'aria-label': t('Move cut {n} later', { n }), onclick: () => change('POST', `/cuts/${c.id}/move`, { to: n + 1 }) }, '→'),
         h('button', { type: 'button', class: 'small', onclick: () => { editForm.hidden = !editForm.hidden; } }, t('Edit')),
         h('button', { type: 'button', class: 'small', onclick: () => change('POST', `/cuts/${c.id}/regenerate`) }, t('Regenerate')),
-        h('button', { type: 'button', class: 'small', onclick: () => { openComments = c.id; showComments(c.id); } }, t('Comments'))),
+        h('button', { type: 'button', class: 'small', onclick: () => { openComments = c.id; showComments(c.id); } }, t('Comments')),
+        h('button', { type: 'button', class: 'small danger', disabled: last <= 4, 'aria-label': t('Delete cut {n}', { n }), onclick: () => change('DELETE', `/cuts/${c.id}`) }, t('Delete'))),
       editForm);
     li.addEventListener('dragstart', (ev) => { ev.dataTransfer.setData('text/plain', c.id); li.classList.add('dragging'); });
     li.addEventListener('dragend', () => li.classList.remove('dragging'));
