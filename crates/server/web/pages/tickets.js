@@ -38,14 +38,16 @@ function campaignFields(c, models, ctx) {
   ];
 }
 
-function campaignBody(form) {
+/** The form as a new campaign, or (`patch`) as a JSON merge patch where an emptied field
+ * goes back to its default (null removes it). Fields the form does not show are kept. */
+function campaignBody(form, patch) {
   const d = formData(form);
   const body = { name: d.name, brand: d.brand, copy: d.copy, palette: { primary: d.primary } };
   body.style_prompt = d.style_prompt ?? '';
   body.negative_prompt = d.negative_prompt ?? '';
   const gen = {};
-  if (d.model) gen.model = d.model;
-  if (d.steps) gen.steps = d.steps;
+  if (d.model || patch) gen.model = d.model || null;
+  if (d.steps || patch) gen.steps = d.steps || null;
   body.generation = gen;
   return body;
 }
@@ -94,7 +96,7 @@ async function campaignPage(main, id, ctx) {
     ev.preventDefault();
     showError(editErr, null, edit);
     try {
-      campaign = await api('PATCH', `/v1/campaigns/${id}`, campaignBody(edit));
+      campaign = await api('PATCH', `/v1/campaigns/${id}`, campaignBody(edit, true));
       showHead();
       toast(t('Saved as version {n}', { n: campaign.version }));
     } catch (e) { showError(editErr, e, edit); }
