@@ -154,7 +154,7 @@ fn start(data: &std::path::Path) -> Server {
     Server::start(
         data,
         &[fixture()],
-        &[&["--no-c2pa"][..], &common::SMALL_COMICS].concat(),
+        &[&["--no-c2pa"][..], &SMALL_COMICS].concat(),
     )
 }
 
@@ -618,18 +618,16 @@ fn a_language_model_writes_the_panels() {
         &data,
         &[fixture()],
         &[
-            "--no-c2pa",
-            "--diary-size",
-            "64",
-            "--diary-steps",
-            "2",
-            "--diary-comic-width",
-            "320",
-            "--llm",
-            llm.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-        ],
+            &["--no-c2pa"][..],
+            &SMALL_COMICS,
+            &[
+                "--llm",
+                llm.to_str().unwrap(),
+                "--policy",
+                policy.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
     );
     let b = Browser::signup(&server.base, "writer@example.kr", "작가");
     let (s, v) = b.post(
