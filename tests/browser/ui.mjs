@@ -359,6 +359,8 @@ await step('models', async () => {
   await done.waitFor();
   const max = Number(await done.locator('.progress').getAttribute('data-max'));
   assert.equal(max, 1, 'pull progress reached 100%');
+  const pulls = await page.evaluate(async () => (await (await fetch('/v1/models/pulls')).json()).data);
+  assert.ok(pulls[0].files_total > 0 && pulls[0].files_done === pulls[0].files_total, `every planned file counted once: ${JSON.stringify(pulls[0])}`);
   const name = repo.split('/')[1];
   await page.locator(`tr[data-model="${name}"]`).waitFor();
   return { pulled: name, ...(await finish('models', '#/models', 'tbody tr')) };

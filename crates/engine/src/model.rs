@@ -337,8 +337,8 @@ fn load_component<T>(
     build: impl FnOnce(candle_nn::VarBuilder<'static>) -> candle_core::Result<T>,
 ) -> Result<(T, u64)> {
     let files = weights::find_weights(&root.join(dir), stem)?;
-    let vb = weights::var_builder(&files, dtype, device)?;
-    let bytes = weights::tensor_elements(&files)? * dtype.size_in_bytes() as u64;
+    let (vb, elements) = weights::var_builder(&files, dtype, device)?;
+    let bytes = elements * dtype.size_in_bytes() as u64;
     let built = build(vb).map_err(|e| EngineError::Weights {
         path: files[0].clone(),
         message: e.to_string(),

@@ -58,14 +58,17 @@ pub fn find_weights(dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     })
 }
 
-/// Memory-maps the files and returns a builder that casts to `dtype` on `device` as tensors are read.
+/// Memory-maps the files and returns a builder that casts to `dtype` on `device` as tensors
+/// are read, with the number of elements the files declare (so a loaded model can report how
+/// much memory its weights take: elements x the dtype's size).
 pub fn var_builder(
     files: &[PathBuf],
     dtype: DType,
     device: &Device,
-) -> Result<VarBuilder<'static>> {
+) -> Result<(VarBuilder<'static>, u64)> {
+    let mut elements = 0u64;
     for f in files {
-        check_header(f)?;
+        elements += check_header(f)?;
     }
     // SAFETY: the files are memory-mapped read-only; atelier never writes model files while
     // they are loaded. A concurrent external writer could corrupt tensors but not memory safety
@@ -76,22 +79,11 @@ pub fn var_builder(
             message: e.to_string(),
         }
     })?;
-    Ok(vb)
+    Ok((vb, elements))
 }
 
 /// Reads only the JSON header, so a truncated or non-safetensors file is reported by name
-/// before anything is mapped.
-/// Elements in every tensor of `files` (read from their headers), so a loaded model can report
-/// roughly how much memory its weights take (elements x the dtype's size).
-pub fn tensor_elements(files: &[PathBuf]) -> Result<u64> {
-    let mut total = 0u64;
-    for f in files {
-        total += check_header(f)?;
-    }
-    Ok(total)
-}
-
-/// Validates a safetensors header against the file size; returns the elements it declares.
+/// before anything is mapped; returns the elements it declares.
 fn check_header(path: &Path) -> Result<u64> {
     use std::io::Read;
     let bad = |m: String| EngineError::Weights {

@@ -314,16 +314,8 @@ pub fn pull_observed(
             repo: repo_id.into(),
         });
     }
-    let index_path = repo
-        .download_with_progress(
-            "model_index.json",
-            Relay {
-                observer,
-                file: "model_index.json".into(),
-            },
-        )
-        .map_err(hub)?;
-    observer.finish("model_index.json");
+    // Read (and cached) here to learn the components; the file loop below reports it once.
+    let index_path = repo.get("model_index.json").map_err(hub)?;
     let index: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&index_path).map_err(|source| {
             HubError::Io {

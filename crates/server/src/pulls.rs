@@ -41,6 +41,8 @@ pub enum PullError {
     Busy(String),
     #[error("no models folder is configured (start the server with --models DIR)")]
     NoFolder,
+    #[error("the list of pulls is unavailable after a crashed pull")]
+    Poisoned,
 }
 
 /// Every pull since start (newest last).
@@ -105,14 +107,7 @@ impl Pulls {
         file: Option<String>,
     ) -> Result<PullStatus, PullError> {
         let dir = dirs.first().cloned().ok_or(PullError::NoFolder)?;
-        if self
-            .list()
-            .iter()
-            .any(|p| p.repo == repo && p.status == "running")
-        {
-            return Err(PullError::Busy(repo.into()));
-        }
-        let status = Arc::new(Mutex::new(PullStatus {
+        let snapshot = PullStatus {
             id: format!("pull_{}", atelier_platform::new_id()),
             repo: repo.into(),
             revision: revision.into(),
@@ -128,14 +123,20 @@ impl Pulls {
             error: None,
             started_ms: atelier_platform::now_ms(),
             finished_ms: None,
-        }));
-        if let Ok(mut all) = self.all.lock() {
+        };
+        let status = Arc::new(Mutex::new(snapshot.clone()));
+        {
+            // Check and register under one lock, so two requests cannot both start `repo`.
+            let mut all = self.all.lock().map_err(|_| PullError::Poisoned)?;
+            let running = all.iter().any(|p| {
+                p.lock()
+                    .is_ok_and(|p| p.repo == repo && p.status == "running")
+            });
+            if running {
+                return Err(PullError::Busy(repo.into()));
+            }
             all.push(status.clone());
         }
-        let snapshot = status
-            .lock()
-            .map(|s| s.clone())
-            .map_err(|_| PullError::NoFolder)?;
         let (repo, revision) = (repo.to_owned(), revision.to_owned());
         tokio::task::spawn_blocking(move || {
             let observer = Observer(status.clone());

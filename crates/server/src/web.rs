@@ -5,7 +5,9 @@
 //! only from this origin, so text that users wrote can never run as code even if a page forgot to
 //! escape it.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -53,6 +55,23 @@ fn content_type(path: &str) -> &'static str {
 /// The UI's Korean font faces, served from the fonts compose already bundles.
 const UI_FONTS: [&str; 2] = ["NanumSquareR.ttf", "NanumSquareB.ttf"];
 
+/// The ETag of an embedded file, hashed once per file (the fonts are 700 KB each).
+fn etag(body: &'static [u8]) -> String {
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<usize, String>>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = body.as_ptr() as usize;
+    if let Some(e) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return e;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    let e = format!("\"{:016x}\"", h.finish());
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, e.clone());
+    }
+    e
+}
+
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     // include_dir paths never contain `..`; a request for one simply finds nothing.
     let font = path
@@ -62,9 +81,7 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     let Some(body) = font.or_else(|| WEB.get_file(path).map(|f| f.contents())) else {
         return ApiError::not_found("file").into_response();
     };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut h);
-    let etag = format!("\"{:016x}\"", h.finish());
+    let etag = etag(body);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -217,9 +217,10 @@ pub async fn system(State(state): State<AppState>, _t: Tenant) -> ApiResult<axum
         .collect();
     let depth = state.platform.store.queue_depth().await?;
     let s = &state.system;
+    let open = state.open_mode().await;
     Ok(axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "open_mode": state.open_mode().await,
+        "open_mode": open,
         "queue_depth": depth,
         "workers": s.workers,
         "models": {
@@ -235,7 +236,7 @@ pub async fn system(State(state): State<AppState>, _t: Tenant) -> ApiResult<axum
             "c2pa": s.c2pa,
         },
         "llm": state.llm.as_ref().map(|l| json!({"id": l.id(), "source": l.kind()})),
-        "model_pull": s.allow_model_pull || state.open_mode().await,
+        "model_pull": s.allow_model_pull || open,
         "apps": state.platform.app_names(),
     })))
 }
@@ -313,9 +314,14 @@ pub async fn start_pull(
                     .field("repo"),
             )
         }
-        Err(e) => Err(crate::error::ApiError::new(
+        Err(e @ crate::pulls::PullError::NoFolder) => Err(crate::error::ApiError::new(
             StatusCode::CONFLICT,
             "no_models_folder",
+            e.to_string(),
+        )),
+        Err(e) => Err(crate::error::ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
             e.to_string(),
         )),
     }

@@ -82,7 +82,6 @@ function describe(action) {
 }
 
 async function studio(main, id) {
-  const stops = [];
   let board = null;
   let openComments = null;
   const head = h('div', { class: 'stack' });
@@ -121,7 +120,7 @@ async function studio(main, id) {
     try {
       const r = await api(method, `${url}${path}`, { ...(body || {}), base: board.head });
       // The new version is being drawn: follow it until it settles.
-      stops.push(poll(load, 1000));
+      follow();
       return r;
     } catch (e) {
       if (e.status === 409) { toast(t('The board changed meanwhile; showing the latest version.'), 'error'); await load(); }
@@ -240,6 +239,20 @@ async function studio(main, id) {
       form);
   }
 
-  stops.push(poll(load, 1000));
-  return () => stops.forEach((s) => s());
+  // One poll at a time follows the board while a version is being drawn; `again` makes it read
+  // once more after a save that raced with its last read.
+  let stopFollowing = null;
+  let again = false;
+  function follow() {
+    again = true;
+    if (stopFollowing) return;
+    stopFollowing = poll(async () => {
+      again = false;
+      if ((await load()) || again) return true;
+      stopFollowing = null;
+      return false;
+    }, 1000);
+  }
+  follow();
+  return () => { if (stopFollowing) stopFollowing(); };
 }
