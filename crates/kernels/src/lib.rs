@@ -1,0 +1,21 @@
+//! CPU kernels for the hot operations of diffusion models, on plain `f32` slices in NCHW layout.
+//!
+//! Why a crate of its own: candle's generic CPU paths re-layout inputs and weights on every
+//! call and materialise whole attention score matrices; these kernels keep the layouts the
+//! model already has, prepare weights once, fuse the cheap epilogues (bias, residual, SiLU)
+//! into the expensive operation and hand the arithmetic to a blocked GEMM. They know nothing
+//! of tensors or devices: `atelier-engine` wraps them as candle custom ops.
+//!
+//! Every kernel has a naive reference in its tests and is checked against it on odd shapes.
+
+pub mod attention;
+pub mod blocked;
+pub mod conv;
+pub mod gemm;
+pub mod norm;
+pub mod simd;
+
+/// Threads the kernels may use: rayon's pool size (`RAYON_NUM_THREADS` or the core count).
+pub fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
