@@ -43,6 +43,8 @@ def main():
         "unet step 256x256 batch 2": 362e9,
         "vae decode 64x64 -> 512x512": 2515e9,
         "vae decode 32x32 -> 256x256": 622e9,
+        "pipeline 1 step 512x512": 3364e9,
+        "pipeline 1 step 256x256": 848e9,
     }
     unet = UNet2DConditionModel.from_pretrained(f"{a.weights}/unet", torch_dtype=dt).eval()
     vae = AutoencoderKL.from_pretrained(f"{a.weights}/vae", torch_dtype=dt).eval()
@@ -57,7 +59,17 @@ def main():
         for name, flop in flops.items():
             if a.only and a.only not in name:
                 continue
-            if name.startswith("text"):
+            if name.startswith("pipeline"):
+                side = 64 if "512" in name else 32
+                ids = torch.tensor([[min(49406, 320 + i * 97) for i in range(77)]])
+                s = torch.randn(1, 4, side, side, dtype=dt)
+                t = torch.full((1,), 999.0)
+
+                def fn(ids=ids, s=s, t=t):
+                    ctx = text(ids)[0]
+                    eps = unet(s, t, ctx).sample
+                    return vae.decode(s - eps)
+            elif name.startswith("text"):
                 ids = torch.tensor([[min(49406, 320 + i * 97) for i in range(77)]])
                 fn = lambda: text(ids)
             elif name.startswith("unet"):

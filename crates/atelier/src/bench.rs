@@ -15,6 +15,7 @@ use atelier_engine::model::{default_dtype, parse_device, parse_dtype};
 use atelier_engine::models::clip::ClipTextModel;
 use atelier_engine::models::unet::UNet;
 use atelier_engine::models::vae::{VaeDecoder, VaeEncoder};
+use atelier_kernels::blocked::{self, PackedA, PackedB, Precision};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Args;
@@ -39,6 +40,8 @@ const FLOPS: &[(&str, f64)] = &[
     ("unet step 256x256 batch 2", 362e9),
     ("vae decode 64x64 -> 512x512", 2515e9),
     ("vae decode 32x32 -> 256x256", 622e9),
+    ("pipeline 1 step 512x512", 3364e9),
+    ("pipeline 1 step 256x256", 848e9),
 ];
 
 /// Options of `atelier bench`.
@@ -59,6 +62,15 @@ pub struct BenchArgs {
     /// Build and count parameters only; time nothing.
     #[arg(long)]
     count_only: bool,
+    /// After timing each component, run it once more with per-operation recording and print
+    /// where the time went: each op by kind and shape, its FLOPs, GFLOP/s and share of the
+    /// ceiling (CPU only: GPU ops are asynchronous).
+    #[arg(long)]
+    profile: bool,
+    /// CPU matrix-product precision: `f32`, or `bf16` (bfloat16 operands, f32 accumulation;
+    /// needs AVX512-BF16). Default: `ATELIER_CPU_MATH`, else f32.
+    #[arg(long)]
+    cpu_math: Option<String>,
     #[arg(long, default_value = "cpu")]
     device: String,
     #[arg(long)]
@@ -98,6 +110,86 @@ struct Row {
     seconds: f64,
     gflops: f64,
     flop: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<Profile>,
+}
+
+/// Per-operation breakdown of one run of a component.
+#[derive(Debug, serde::Serialize)]
+struct Profile {
+    /// Wall time of the profiled run.
+    seconds: f64,
+    /// Time no instrumented op accounts for (candle glue, allocation).
+    unattributed_seconds: f64,
+    ops: Vec<atelier_engine::profile::OpStat>,
+}
+
+/// Runs `f` once with recording on and prints the breakdown against `ceiling` GFLOP/s.
+fn profile_run<F: FnMut() -> anyhow::Result<()>>(
+    name: &str,
+    ceiling: f64,
+    mut f: F,
+) -> anyhow::Result<Profile> {
+    use atelier_engine::profile;
+    profile::enable(true);
+    let t = Instant::now();
+    let res = f();
+    let secs = t.elapsed().as_secs_f64();
+    profile::enable(false);
+    res?;
+    let mut ops = profile::take();
+    ops.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    let attributed: f64 = ops.iter().map(|o| o.seconds).sum();
+    println!("\n  profile of {name}: {secs:.3} s");
+    println!(
+        "  {:<16} {:<28} {:>5} {:>9} {:>6} {:>8} {:>7} {:>6} {:>7}",
+        "op", "shape", "calls", "ms", "share", "GFLOP", "GFLOP/s", "ceil%", "GB/s"
+    );
+    let mut by_kind: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
+    for o in &ops {
+        let e = by_kind.entry(o.kind).or_default();
+        e.0 += o.seconds;
+        e.1 += o.flops;
+        if o.seconds / secs < 0.002 {
+            continue;
+        }
+        let gf = o.flops / o.seconds.max(1e-12) / 1e9;
+        println!(
+            "  {:<16} {:<28} {:>5} {:>9.1} {:>5.1}% {:>8.1} {:>7.1} {:>5.0}% {:>7.1}",
+            o.kind,
+            o.shape,
+            o.calls,
+            o.seconds * 1e3,
+            100.0 * o.seconds / secs,
+            o.flops / 1e9,
+            gf,
+            100.0 * gf / ceiling,
+            o.bytes / o.seconds.max(1e-12) / 1e9,
+        );
+    }
+    println!("  by kind:");
+    let mut kinds: Vec<_> = by_kind.into_iter().collect();
+    kinds.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (k, (t, fl)) in kinds {
+        println!(
+            "  {:<16} {:>9.1} ms {:>5.1}%  {:>7.1} GFLOP/s",
+            k,
+            t * 1e3,
+            100.0 * t / secs,
+            fl / t.max(1e-12) / 1e9
+        );
+    }
+    println!(
+        "  {:<16} {:>9.1} ms {:>5.1}%",
+        "unattributed",
+        (secs - attributed) * 1e3,
+        100.0 * (secs - attributed) / secs
+    );
+    Ok(Profile {
+        seconds: secs,
+        unattributed_seconds: secs - attributed,
+        ops,
+    })
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
@@ -105,6 +197,19 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     let dtype = match &a.dtype {
         Some(d) => parse_dtype(d, &dev)?,
         None => default_dtype(&dev),
+    };
+    if let Some(m) = &a.cpu_math {
+        let math = atelier_engine::layers::CpuMath::parse(m)
+            .with_context(|| format!("--cpu-math: expected f32 or bf16, got {m:?}"))?;
+        if !math.supported() {
+            bail!("--cpu-math {m}: this CPU has no AVX512-BF16");
+        }
+        atelier_engine::layers::set_cpu_math(math);
+    }
+    let math = atelier_engine::layers::cpu_math();
+    let mode = match (dev.is_cpu(), math) {
+        (true, atelier_engine::layers::CpuMath::Bf16) => "cpu bf16".to_string(),
+        _ => format!("{dtype:?}"),
     };
     let unet_cfg: UNetConfig = serde_json::from_str(UNET)?;
     let vae_cfg: VaeConfig = serde_json::from_str(VAE)?;
@@ -195,20 +300,66 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
         x.matmul(&y)?;
         Ok(())
     })?;
-    let ceiling = 2.0 * (n as f64).powi(3) / mm / 1e9;
-    println!("\nmatmul {n}^3 {dtype:?}: {mm:.3} s = {ceiling:.1} GFLOP/s (the ceiling below)");
+    let candle_gflops = 2.0 * (n as f64).powi(3) / mm / 1e9;
+    println!(
+        "\nmatmul {n}^3 {dtype:?}, candle (gemm crate): {mm:.3} s = {candle_gflops:.1} GFLOP/s"
+    );
+    // The machine's f32 ceiling: the best product we can run here, which on AVX-512 CPUs is
+    // our blocked kernel (the gemm crate runs 256-bit FMAs on stable Rust).
+    let mut ceiling = candle_gflops;
+    if dev.is_cpu() && blocked::available(Precision::F32) {
+        let (xv, yv) = (
+            x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+            y.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+        );
+        let pa = PackedA::pack(Precision::F32, &xv, n, n, n, 1);
+        let pb = PackedB::pack(Precision::F32, &yv, n, n, n, 1);
+        let mut out = vec![0f32; n * n];
+        let secs = time(a.runs, &dev, || {
+            blocked::gemm(&pa, &pb, &mut out, n, false);
+            Ok(())
+        })?;
+        let g = 2.0 * (n as f64).powi(3) / secs / 1e9;
+        println!("matmul {n}^3 F32, atelier blocked AVX-512: {secs:.3} s = {g:.1} GFLOP/s");
+        ceiling = ceiling.max(g);
+    }
+    println!("f32 ceiling used below: {ceiling:.1} GFLOP/s");
 
     for (name, flop) in FLOPS {
         if !wanted(name) {
             continue;
         }
-        let secs = if name.starts_with("text") {
+        let mut prof = None;
+        let secs = if name.starts_with("pipeline") {
+            // SD-Turbo's one-step image: encode the prompt, one UNet call, decode.
+            let side = if name.contains("512") { 64 } else { 32 };
             let ids: Vec<u32> = (0..77u32).map(|i| 49406u32.min(320 + i * 97)).collect();
             let ids = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
-            time(a.runs, &dev, || {
+            let x = Tensor::randn(0f32, 1.0, (1, 4, side, side), &dev)?.to_dtype(dtype)?;
+            let t = Tensor::full(999f32, 1, &dev)?;
+            let mut f = || {
+                let ctx = text.forward(&ids)?.last_hidden_state.to_dtype(dtype)?;
+                let eps = unet.forward(&x, &t, &ctx, None)?;
+                vae.forward(&(&x - eps)?)?;
+                Ok(())
+            };
+            let secs = time(a.runs, &dev, &mut f)?;
+            if a.profile {
+                prof = Some(profile_run(name, ceiling, &mut f)?);
+            }
+            secs
+        } else if name.starts_with("text") {
+            let ids: Vec<u32> = (0..77u32).map(|i| 49406u32.min(320 + i * 97)).collect();
+            let ids = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
+            let mut f = || {
                 text.forward(&ids)?;
                 Ok(())
-            })?
+            };
+            let secs = time(a.runs, &dev, &mut f)?;
+            if a.profile {
+                prof = Some(profile_run(name, ceiling, &mut f)?);
+            }
+            secs
         } else if name.starts_with("unet") {
             let (side, batch) = match *name {
                 "unet step 512x512 batch 1" => (64, 1),
@@ -220,17 +371,27 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
             let ctx = Tensor::randn(0f32, 1.0, (batch, 77, plan.cross_attention_dim), &dev)?
                 .to_dtype(dtype)?;
             let t = Tensor::full(999f32, batch, &dev)?;
-            time(a.runs, &dev, || {
+            let mut f = || {
                 unet.forward(&x, &t, &ctx, None)?;
                 Ok(())
-            })?
+            };
+            let secs = time(a.runs, &dev, &mut f)?;
+            if a.profile {
+                prof = Some(profile_run(name, ceiling, &mut f)?);
+            }
+            secs
         } else {
             let side = if name.contains("64x64") { 64 } else { 32 };
             let z = Tensor::randn(0f32, 1.0, (1, 4, side, side), &dev)?.to_dtype(dtype)?;
-            time(a.runs, &dev, || {
+            let mut f = || {
                 vae.forward(&z)?;
                 Ok(())
-            })?
+            };
+            let secs = time(a.runs, &dev, &mut f)?;
+            if a.profile {
+                prof = Some(profile_run(name, ceiling, &mut f)?);
+            }
+            secs
         };
         let gflops = flop / secs / 1e9;
         println!(
@@ -242,12 +403,14 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
             seconds: secs,
             gflops,
             flop: *flop,
+            profile: prof,
         });
     }
     if let Some(p) = &a.json {
         let doc = serde_json::json!({
             "engine": "atelier",
             "dtype": format!("{dtype:?}"),
+            "mode": mode,
             "matmul_gflops": ceiling,
             "components": rows,
         });

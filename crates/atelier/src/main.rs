@@ -371,7 +371,28 @@ enum ModelsCommand {
     },
 }
 
+/// Keeps freed memory in the process for reuse (glibc). Each UNet layer and VAE stage allocates
+/// outputs of tens to hundreds of MB; by default glibc maps every block over 32 MB fresh from the
+/// kernel and unmaps it on free, so every such allocation paid a page fault per 4 KiB page
+/// (measured: a 128x512x512 nearest upsample took 174 ms, 95 ms with reuse). The cost is that
+/// RSS stays at its peak instead of shrinking between generations.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    if std::env::var_os("ATELIER_MALLOC_DEFAULT").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only changes allocator parameters; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     // The server logs its lifecycle; one-shot commands stay quiet unless asked.
     let default_level = match cli.command {

@@ -7,11 +7,13 @@
 pub mod config;
 pub mod error;
 pub mod image;
+pub mod layers;
 pub mod model;
 pub mod models;
 pub mod parity;
 pub mod pipeline;
 pub mod preview;
+pub mod profile;
 pub mod schedulers;
 pub mod tokenizer;
 pub mod weights;

@@ -1,7 +1,10 @@
 //! Building blocks shared by the UNet and the VAE, named exactly as diffusers names their weights.
 
-use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, LayerNorm, Linear, VarBuilder};
+use candle_core::{DType, Result, Tensor};
+use candle_nn::VarBuilder;
+
+pub use crate::layers::attention;
+use crate::layers::{elementwise, geglu, upsample_nearest, Conv2d, GroupNorm, LayerNorm, Linear};
 
 /// A 2D convolution with bias, `k`x`k`, stride 1 and "same" padding unless told otherwise.
 pub fn conv(
@@ -12,45 +15,7 @@ pub fn conv(
     stride: usize,
     vb: VarBuilder,
 ) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding,
-        stride,
-        ..Default::default()
-    };
-    candle_nn::conv2d(cin, cout, k, cfg, vb)
-}
-
-/// Multi-head scaled dot-product attention on `[B, L, H*D]` tensors.
-///
-/// Scores are computed in f32 for half-precision inputs (as diffusers' `upcast_softmax`) so long
-/// sequences do not overflow.
-pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: usize,
-    mask: Option<&Tensor>,
-) -> Result<Tensor> {
-    let (b, lq, c) = q.dims3()?;
-    let lk = k.dim(1)?;
-    let d = c / heads;
-    let split = |t: &Tensor, l: usize| t.reshape((b, l, heads, d))?.transpose(1, 2)?.contiguous();
-    let q = split(q, lq)?;
-    let k = split(k, lk)?;
-    let v = split(v, lk)?;
-    let in_dtype = q.dtype();
-    let scale = 1.0 / (d as f64).sqrt();
-    let (q, k) = if in_dtype == DType::F32 {
-        (q, k)
-    } else {
-        (q.to_dtype(DType::F32)?, k.to_dtype(DType::F32)?)
-    };
-    let mut scores = ((q * scale)?.matmul(&k.t()?))?;
-    if let Some(m) = mask {
-        scores = scores.broadcast_add(m)?;
-    }
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(in_dtype)?;
-    probs.matmul(&v)?.transpose(1, 2)?.reshape((b, lq, c))
+    Conv2d::new(cin, cout, k, padding, stride, vb)
 }
 
 /// diffusers `Attention` as used in transformer blocks: q/k/v without bias, `to_out.0` with bias.
@@ -75,22 +40,27 @@ impl CrossAttention {
         let inner = heads * head_dim;
         let ctx = context_dim.unwrap_or(query_dim);
         Ok(Self {
-            to_q: candle_nn::linear_no_bias(query_dim, inner, vb.pp("to_q"))?,
-            to_k: candle_nn::linear_no_bias(ctx, inner, vb.pp("to_k"))?,
-            to_v: candle_nn::linear_no_bias(ctx, inner, vb.pp("to_v"))?,
-            to_out: candle_nn::linear(inner, query_dim, vb.pp("to_out.0"))?,
+            to_q: Linear::new(query_dim, inner, false, vb.pp("to_q"))?,
+            to_k: Linear::new(ctx, inner, false, vb.pp("to_k"))?,
+            to_v: Linear::new(ctx, inner, false, vb.pp("to_v"))?,
+            to_out: Linear::new(inner, query_dim, true, vb.pp("to_out.0"))?,
             heads,
         })
     }
 
-    /// Applies the layer.
-    pub fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+    /// Applies the layer and adds `residual` to its output in the same pass.
+    pub fn forward_add(
+        &self,
+        x: &Tensor,
+        context: Option<&Tensor>,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
         let ctx = context.unwrap_or(x);
         let q = self.to_q.forward(x)?;
         let k = self.to_k.forward(ctx)?;
         let v = self.to_v.forward(ctx)?;
         self.to_out
-            .forward(&attention(&q, &k, &v, self.heads, None)?)
+            .forward_add(&attention(&q, &k, &v, self.heads, false)?, residual)
     }
 }
 
@@ -106,18 +76,15 @@ impl GegluFeedForward {
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         let inner = dim * 4;
         Ok(Self {
-            proj: candle_nn::linear(dim, inner * 2, vb.pp("net.0.proj"))?,
-            out: candle_nn::linear(inner, dim, vb.pp("net.2"))?,
+            proj: Linear::new(dim, inner * 2, true, vb.pp("net.0.proj"))?,
+            out: Linear::new(inner, dim, true, vb.pp("net.2"))?,
         })
     }
 
-    /// Applies the layer.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// Applies the layer and adds `residual` to its output in the same pass.
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let h = self.proj.forward(x)?;
-        let half = h.dim(D::Minus1)? / 2;
-        let value = h.narrow(D::Minus1, 0, half)?;
-        let gate = h.narrow(D::Minus1, half, half)?.gelu_erf()?;
-        self.out.forward(&(value * gate)?)
+        self.out.forward_add(&geglu(&h)?, residual)
     }
 }
 
@@ -142,23 +109,22 @@ impl BasicTransformerBlock {
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(Self {
-            norm1: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm1"))?,
+            norm1: LayerNorm::new(dim, 1e-5, vb.pp("norm1"))?,
             attn1: CrossAttention::new(dim, None, heads, head_dim, vb.pp("attn1"))?,
-            norm2: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm2"))?,
+            norm2: LayerNorm::new(dim, 1e-5, vb.pp("norm2"))?,
             attn2: CrossAttention::new(dim, Some(context_dim), heads, head_dim, vb.pp("attn2"))?,
-            norm3: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm3"))?,
+            norm3: LayerNorm::new(dim, 1e-5, vb.pp("norm3"))?,
             ff: GegluFeedForward::new(dim, vb.pp("ff"))?,
         })
     }
 
     /// Applies the layer.
     pub fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
-        let x = (self.attn1.forward(&self.norm1.forward(x)?, None)? + x)?;
-        let x = (self
+        let x = self.attn1.forward_add(&self.norm1.forward(x)?, None, x)?;
+        let x = self
             .attn2
-            .forward(&self.norm2.forward(&x)?, Some(context))?
-            + &x)?;
-        self.ff.forward(&self.norm3.forward(&x)?)? + x
+            .forward_add(&self.norm2.forward(&x)?, Some(context), &x)?;
+        self.ff.forward_add(&self.norm3.forward(&x)?, &x)
     }
 }
 
@@ -195,7 +161,7 @@ impl Transformer2D {
         let c = cfg.channels;
         let proj = |name: &str| -> Result<Projection> {
             if cfg.linear_projection {
-                Ok(Projection::Linear(candle_nn::linear(c, c, vb.pp(name))?))
+                Ok(Projection::Linear(Linear::new(c, c, true, vb.pp(name))?))
             } else {
                 Ok(Projection::Conv(conv(c, c, 1, 0, 1, vb.pp(name))?))
             }
@@ -212,7 +178,7 @@ impl Transformer2D {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            norm: candle_nn::group_norm(cfg.groups, c, 1e-6, vb.pp("norm"))?,
+            norm: GroupNorm::new(cfg.groups, c, 1e-6, vb.pp("norm"))?,
             proj_in: proj("proj_in")?,
             blocks,
             proj_out: proj("proj_out")?,
@@ -222,8 +188,19 @@ impl Transformer2D {
     /// Applies the layer.
     pub fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let to_seq = |t: Tensor| t.permute((0, 2, 3, 1))?.reshape((b, h * w, c));
-        let to_map = |t: Tensor| t.reshape((b, h, w, c))?.permute((0, 3, 1, 2))?.contiguous();
+        let n = b * h * w * c;
+        let to_seq = |t: Tensor| {
+            elementwise("to tokens", n, || {
+                t.permute((0, 2, 3, 1))?
+                    .contiguous()?
+                    .reshape((b, h * w, c))
+            })
+        };
+        let to_map = |t: Tensor| {
+            elementwise("to channels", n, || {
+                t.reshape((b, h, w, c))?.permute((0, 3, 1, 2))?.contiguous()
+            })
+        };
         let normed = self.norm.forward(x)?;
         let mut seq = match &self.proj_in {
             Projection::Conv(p) => to_seq(p.forward(&normed)?)?,
@@ -232,11 +209,13 @@ impl Transformer2D {
         for block in &self.blocks {
             seq = block.forward(&seq, context)?;
         }
-        let out = match &self.proj_out {
-            Projection::Conv(p) => p.forward(&to_map(seq)?)?,
-            Projection::Linear(p) => to_map(p.forward(&seq)?)?,
-        };
-        out + x
+        match &self.proj_out {
+            Projection::Conv(p) => p.forward_add(&to_map(seq)?, x),
+            Projection::Linear(p) => {
+                let y = to_map(p.forward(&seq)?)?;
+                elementwise("residual add", n, || y + x)
+            }
+        }
     }
 }
 
@@ -267,13 +246,13 @@ impl ResnetBlock2D {
     /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(cfg: ResnetConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: candle_nn::group_norm(cfg.groups, cfg.cin, cfg.eps, vb.pp("norm1"))?,
+            norm1: GroupNorm::new(cfg.groups, cfg.cin, cfg.eps, vb.pp("norm1"))?,
             conv1: conv(cfg.cin, cfg.cout, 3, 1, 1, vb.pp("conv1"))?,
             time_emb_proj: cfg
                 .temb
-                .map(|t| candle_nn::linear(t, cfg.cout, vb.pp("time_emb_proj")))
+                .map(|t| Linear::new(t, cfg.cout, true, vb.pp("time_emb_proj")))
                 .transpose()?,
-            norm2: candle_nn::group_norm(cfg.groups, cfg.cout, cfg.eps, vb.pp("norm2"))?,
+            norm2: GroupNorm::new(cfg.groups, cfg.cout, cfg.eps, vb.pp("norm2"))?,
             conv2: conv(cfg.cout, cfg.cout, 3, 1, 1, vb.pp("conv2"))?,
             shortcut: (cfg.cin != cfg.cout)
                 .then(|| conv(cfg.cin, cfg.cout, 1, 0, 1, vb.pp("conv_shortcut")))
@@ -284,17 +263,21 @@ impl ResnetBlock2D {
 
     /// Applies the layer.
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
-        if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
-            let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
-            h = h.broadcast_add(&t)?;
-        }
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let a = self.norm1.forward_silu(x)?;
+        let h = match (&self.time_emb_proj, temb) {
+            (Some(proj), Some(t)) => {
+                let t = proj.forward(&t.silu()?)?;
+                self.conv1.forward_channel_bias(&a, &t)?
+            }
+            _ => self.conv1.forward(&a)?,
+        };
         let skip = match &self.shortcut {
             Some(s) => s.forward(x)?,
             None => x.clone(),
         };
-        let out = (skip + h)?;
+        let out = self
+            .conv2
+            .forward_add(&self.norm2.forward_silu(&h)?, &skip)?;
         if self.output_scale == 1.0 {
             Ok(out)
         } else {
@@ -323,7 +306,10 @@ impl Downsample2D {
     /// Applies the layer.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.pad_right_bottom {
-            let x = x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?;
+            let n = x.elem_count();
+            let x = elementwise("pad", n, || {
+                x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)
+            })?;
             self.conv.forward(&x)
         } else {
             self.conv.forward(x)
@@ -349,7 +335,7 @@ impl Upsample2D {
     pub fn forward(&self, x: &Tensor, size: Option<(usize, usize)>) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let (th, tw) = size.unwrap_or((2 * h, 2 * w));
-        self.conv.forward(&x.upsample_nearest2d(th, tw)?)
+        self.conv.forward(&upsample_nearest(x, th, tw)?)
     }
 }
 
@@ -395,8 +381,8 @@ impl TimestepMlp {
     /// Builds the layer, reading its weights under `vb` (diffusers names).
     pub fn new(cin: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            linear_1: candle_nn::linear(cin, dim, vb.pp("linear_1"))?,
-            linear_2: candle_nn::linear(dim, dim, vb.pp("linear_2"))?,
+            linear_1: Linear::new(cin, dim, true, vb.pp("linear_1"))?,
+            linear_2: Linear::new(dim, dim, true, vb.pp("linear_2"))?,
         })
     }
 

@@ -4,11 +4,12 @@
 //! (a tiny CLIP cannot be built), it maps "gelu" to the tanh approximation, and it exposes neither
 //! every hidden state (SDXL needs the penultimate one) nor the pooled/projected output.
 
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_core::{IndexOp, Module, Result, Tensor, D};
+use candle_nn::{Embedding, VarBuilder};
 
 use super::blocks::attention;
 use crate::config::{Activation, ClipTextConfig};
+use crate::layers::{LayerNorm, Linear};
 
 #[derive(Debug, Clone)]
 struct EncoderLayer {
@@ -33,31 +34,25 @@ impl EncoderLayer {
     fn new(h: usize, inter: usize, eps: f64, l: VarBuilder) -> Result<Self> {
         let a = l.pp("self_attn");
         Ok(Self {
-            ln1: candle_nn::layer_norm(h, eps, l.pp("layer_norm1"))?,
-            q: candle_nn::linear(h, h, a.pp("q_proj"))?,
-            k: candle_nn::linear(h, h, a.pp("k_proj"))?,
-            v: candle_nn::linear(h, h, a.pp("v_proj"))?,
-            o: candle_nn::linear(h, h, a.pp("out_proj"))?,
-            ln2: candle_nn::layer_norm(h, eps, l.pp("layer_norm2"))?,
-            fc1: candle_nn::linear(h, inter, l.pp("mlp.fc1"))?,
-            fc2: candle_nn::linear(inter, h, l.pp("mlp.fc2"))?,
+            ln1: LayerNorm::new(h, eps, l.pp("layer_norm1"))?,
+            q: Linear::new(h, h, true, a.pp("q_proj"))?,
+            k: Linear::new(h, h, true, a.pp("k_proj"))?,
+            v: Linear::new(h, h, true, a.pp("v_proj"))?,
+            o: Linear::new(h, h, true, a.pp("out_proj"))?,
+            ln2: LayerNorm::new(h, eps, l.pp("layer_norm2"))?,
+            fc1: Linear::new(h, inter, true, l.pp("mlp.fc1"))?,
+            fc2: Linear::new(inter, h, true, l.pp("mlp.fc2"))?,
         })
     }
 
-    fn forward(
-        &self,
-        x: &Tensor,
-        heads: usize,
-        act: Activation,
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, heads: usize, act: Activation, causal: bool) -> Result<Tensor> {
         let h = self.ln1.forward(x)?;
         let a = attention(
             &self.q.forward(&h)?,
             &self.k.forward(&h)?,
             &self.v.forward(&h)?,
             heads,
-            mask,
+            causal,
         )?;
         let x = (x + self.o.forward(&a)?)?;
         let h = self.ln2.forward(&x)?;
@@ -119,10 +114,10 @@ impl ClipTextModel {
                 .pp("position_embedding")
                 .get((cfg.max_position_embeddings, h), "weight")?,
             layers,
-            final_ln: candle_nn::layer_norm(h, cfg.layer_norm_eps, tm.pp("final_layer_norm"))?,
+            final_ln: LayerNorm::new(h, cfg.layer_norm_eps, tm.pp("final_layer_norm"))?,
             projection: cfg
                 .has_projection()
-                .then(|| candle_nn::linear_no_bias(h, cfg.projection_dim, vb.pp("text_projection")))
+                .then(|| Linear::new(h, cfg.projection_dim, false, vb.pp("text_projection")))
                 .transpose()?,
             heads: cfg.num_attention_heads,
             act,
@@ -130,25 +125,17 @@ impl ClipTextModel {
         })
     }
 
-    fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-        let mask: Vec<f32> = (0..len)
-            .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        Tensor::from_vec(mask, (1, 1, len, len), device)?.to_dtype(dtype)
-    }
-
     /// Encodes `[B, L]` token ids (u32).
     pub fn forward(&self, ids: &Tensor) -> Result<ClipOutput> {
         let (b, len) = ids.dims2()?;
         let pos = self.position_embedding.narrow(0, 0, len)?;
         let mut x = self.token_embedding.forward(ids)?.broadcast_add(&pos)?;
-        let mask = Self::causal_mask(len, DType::F32, ids.device())?;
         let mut penultimate = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
             if i + 1 == self.layers.len() {
                 penultimate = x.clone();
             }
-            x = l.forward(&x, self.heads, self.act, Some(&mask))?;
+            x = l.forward(&x, self.heads, self.act, true)?;
         }
         let last = self.final_ln.forward(&x)?;
         // transformers: legacy configs (eos_token_id == 2) pool at the highest id, which is
@@ -290,9 +277,9 @@ impl ClipVisionModel {
             )?,
             class_embedding: emb.get(h, "class_embedding")?,
             position_embedding: emb.get((grid * grid + 1, h), "position_embedding.weight")?,
-            pre_ln: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
+            pre_ln: LayerNorm::new(h, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
             layers,
-            post_ln: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+            post_ln: LayerNorm::new(h, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
             heads: cfg.num_attention_heads,
             patch_size: cfg.patch_size,
             act,
@@ -309,7 +296,7 @@ impl ClipVisionModel {
         let x = Tensor::cat(&[cls, x], 1)?.broadcast_add(&self.position_embedding)?;
         let mut x = self.pre_ln.forward(&x)?;
         for l in &self.layers {
-            x = l.forward(&x, self.heads, self.act, None)?;
+            x = l.forward(&x, self.heads, self.act, false)?;
         }
         self.post_ln.forward(&x.i((.., 0))?)
     }

@@ -1,14 +1,15 @@
 //! `UNet2DConditionModel` built from its `config.json`: SD 1.x, SD 2.x and SDXL (with the
 //! `text_time` added embedding), any width, depth, head count and group count.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
 
 use super::blocks::{
     conv, timestep_embedding, Downsample2D, ResnetBlock2D, ResnetConfig, TimestepMlp,
     Transformer2D, Transformer2DConfig, Upsample2D,
 };
 use crate::config::{UNetConfig, UNetPlan};
+use crate::layers::{elementwise, Conv2d, GroupNorm};
 
 /// SDXL's extra conditioning: pooled text embeddings and the six size/crop numbers.
 #[derive(Debug, Clone)]
@@ -221,7 +222,7 @@ impl UNet {
             down,
             mid,
             up,
-            norm_out: candle_nn::group_norm(groups, ch[0], eps, vb.pp("conv_norm_out"))?,
+            norm_out: GroupNorm::new(groups, ch[0], eps, vb.pp("conv_norm_out"))?,
             conv_out: conv(
                 ch[0],
                 cfg.out_channels,
@@ -306,7 +307,9 @@ impl UNet {
                 let skip = skips.pop().ok_or_else(|| {
                     candle_core::Error::Msg("UNet skip connections exhausted".into())
                 })?;
-                x = r.forward(&Tensor::cat(&[&x, &skip], 1)?, emb)?;
+                let n = x.elem_count() + skip.elem_count();
+                let joined = elementwise("concat skip", n, || Tensor::cat(&[&x, &skip], 1))?;
+                x = r.forward(&joined, emb)?;
                 if let Some(a) = block.attentions.get(j) {
                     x = a.forward(&x, context)?;
                 }
@@ -322,6 +325,6 @@ impl UNet {
                 x = u.forward(&x, size)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)
+        self.conv_out.forward(&self.norm_out.forward_silu(&x)?)
     }
 }

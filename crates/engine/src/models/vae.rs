@@ -1,11 +1,12 @@
 //! `AutoencoderKL`: the decoder turns latents into pixels; the encoder (for image-to-image)
 //! turns pixels into the latent distribution's mean.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, Linear, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
 
 use super::blocks::{attention, conv, Downsample2D, ResnetBlock2D, ResnetConfig, Upsample2D};
 use crate::config::VaeConfig;
+use crate::layers::{elementwise, Conv2d, GroupNorm, Linear};
 
 /// Single-head spatial self-attention of the VAE mid block (`group_norm`, q/k/v/out with bias).
 #[derive(Debug, Clone)]
@@ -20,34 +21,36 @@ struct SpatialAttention {
 impl SpatialAttention {
     fn new(c: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm: candle_nn::group_norm(groups, c, 1e-6, vb.pp("group_norm"))?,
-            q: candle_nn::linear(c, c, vb.pp("to_q"))?,
-            k: candle_nn::linear(c, c, vb.pp("to_k"))?,
-            v: candle_nn::linear(c, c, vb.pp("to_v"))?,
-            out: candle_nn::linear(c, c, vb.pp("to_out.0"))?,
+            norm: GroupNorm::new(groups, c, 1e-6, vb.pp("group_norm"))?,
+            q: Linear::new(c, c, true, vb.pp("to_q"))?,
+            k: Linear::new(c, c, true, vb.pp("to_k"))?,
+            v: Linear::new(c, c, true, vb.pp("to_v"))?,
+            out: Linear::new(c, c, true, vb.pp("to_out.0"))?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let seq = self
-            .norm
-            .forward(x)?
-            .reshape((b, c, h * w))?
-            .transpose(1, 2)?;
+        let n = x.elem_count();
+        let normed = self.norm.forward(x)?;
+        let seq = elementwise("to tokens", n, || {
+            normed.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()
+        })?;
         let a = attention(
             &self.q.forward(&seq)?,
             &self.k.forward(&seq)?,
             &self.v.forward(&seq)?,
             1,
-            None,
+            false,
         )?;
-        let y = self
-            .out
-            .forward(&a)?
-            .transpose(1, 2)?
-            .reshape((b, c, h, w))?;
-        y + x
+        // The residual, in token layout, is added by the output projection itself.
+        let skip = elementwise("to tokens", n, || {
+            x.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()
+        })?;
+        let y = self.out.forward_add(&a, &skip)?;
+        elementwise("to channels", n, || {
+            y.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))
+        })
     }
 }
 
@@ -151,7 +154,7 @@ impl VaeDecoder {
             conv_in: conv(lat, ch[n - 1], 3, 1, 1, vb.pp("conv_in"))?,
             mid: MidBlock::new(ch[n - 1], cfg, vb.pp("mid_block"))?,
             up,
-            norm_out: candle_nn::group_norm(g, ch[0], 1e-6, vb.pp("conv_norm_out"))?,
+            norm_out: GroupNorm::new(g, ch[0], 1e-6, vb.pp("conv_norm_out"))?,
             conv_out: conv(ch[0], cfg.out_channels, 3, 1, 1, vb.pp("conv_out"))?,
         })
     }
@@ -171,7 +174,7 @@ impl VaeDecoder {
                 x = u.forward(&x, None)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)
+        self.conv_out.forward(&self.norm_out.forward_silu(&x)?)
     }
 }
 
@@ -224,7 +227,7 @@ impl VaeEncoder {
             conv_in: conv(cfg.in_channels, ch[0], 3, 1, 1, vb.pp("conv_in"))?,
             down,
             mid: MidBlock::new(ch[n - 1], cfg, vb.pp("mid_block"))?,
-            norm_out: candle_nn::group_norm(g, ch[n - 1], 1e-6, vb.pp("conv_norm_out"))?,
+            norm_out: GroupNorm::new(g, ch[n - 1], 1e-6, vb.pp("conv_norm_out"))?,
             conv_out: conv(ch[n - 1], 2 * lat, 3, 1, 1, vb.pp("conv_out"))?,
             quant_conv,
             latent_channels: lat,
@@ -243,7 +246,7 @@ impl VaeEncoder {
             }
         }
         let x = self.mid.forward(&x)?;
-        let mut moments = self.conv_out.forward(&self.norm_out.forward(&x)?.silu()?)?;
+        let mut moments = self.conv_out.forward(&self.norm_out.forward_silu(&x)?)?;
         if let Some(q) = &self.quant_conv {
             moments = q.forward(&moments)?;
         }
