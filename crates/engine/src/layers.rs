@@ -523,6 +523,35 @@ impl Linear {
     }
 }
 
+/// A dense layer's output buffer, holding `residual + bias` when either is given (the GEMM
+/// then adds onto it; the flag says so).
+fn linear_output(
+    rows: usize,
+    dout: usize,
+    bias: &[f32],
+    residual: Option<&[f32]>,
+) -> Result<(Vec<f32>, bool)> {
+    let mut out = vec![0f32; rows * dout];
+    if let Some(r) = residual {
+        if r.len() != out.len() {
+            candle_core::bail!(
+                "linear residual has {} elements, output {}",
+                r.len(),
+                out.len()
+            );
+        }
+        out.copy_from_slice(r);
+    }
+    if !bias.is_empty() {
+        for row in out.chunks_mut(dout) {
+            for (o, b) in row.iter_mut().zip(bias) {
+                *o += b;
+            }
+        }
+    }
+    Ok((out, !bias.is_empty() || residual.is_some()))
+}
+
 struct LinearOp {
     din: usize,
     dout: usize,
@@ -538,25 +567,7 @@ impl LinearOp {
         r: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
         let rows = x.len() / self.din;
-        let mut out = vec![0f32; rows * self.dout];
-        let prefill = !self.bias.is_empty() || r.is_some();
-        if let Some(r) = r {
-            if r.len() != out.len() {
-                candle_core::bail!(
-                    "linear residual has {} elements, output {}",
-                    r.len(),
-                    out.len()
-                );
-            }
-            out.copy_from_slice(r);
-        }
-        if !self.bias.is_empty() {
-            for row in out.chunks_mut(self.dout) {
-                for (o, b) in row.iter_mut().zip(self.bias.iter()) {
-                    *o += b;
-                }
-            }
-        }
+        let (mut out, prefill) = linear_output(rows, self.dout, &self.bias, r)?;
         atelier_kernels::gemm::sgemm(
             rows,
             self.dout,
@@ -596,25 +607,7 @@ impl PackedLinearOp {
     fn run(&self, x: &[f32], xl: &Layout, r: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let din = xl.dims().last().copied().unwrap_or(0);
         let rows = x.len() / din.max(1);
-        let mut out = vec![0f32; rows * self.dout];
-        let prefill = !self.bias.is_empty() || r.is_some();
-        if let Some(r) = r {
-            if r.len() != out.len() {
-                candle_core::bail!(
-                    "linear residual has {} elements, output {}",
-                    r.len(),
-                    out.len()
-                );
-            }
-            out.copy_from_slice(r);
-        }
-        if !self.bias.is_empty() {
-            for row in out.chunks_mut(self.dout) {
-                for (o, b) in row.iter_mut().zip(self.bias.iter()) {
-                    *o += b;
-                }
-            }
-        }
+        let (mut out, prefill) = linear_output(rows, self.dout, &self.bias, r)?;
         let a = PackedA::pack(self.packed.precision(), x, rows, din, din, 1);
         blocked::gemm(&a, &self.packed, &mut out, self.dout, prefill);
         let mut dims = xl.dims().to_vec();

@@ -8,9 +8,10 @@
 
 use rayon::prelude::*;
 
+use crate::SendPtr;
+
 use crate::blocked::{self, PackedA, PackedB, Precision};
-use crate::conv::gemm_raw;
-use crate::gemm::{sgemm, MatRef, Par};
+use crate::gemm::{gemm_raw, sgemm, MatRef, Par};
 use crate::simd;
 
 /// Shape of one attention call.
@@ -37,19 +38,6 @@ impl AttnShape {
 
 /// Query rows per task.
 const BLOCK: usize = 64;
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint (row block, head) rectangles of the output.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer; a method so closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// `softmax(scale · q·kᵀ [+ causal mask]) · v` per head; `q` is `[batch, lq, heads·head_dim]`,
 /// `k` and `v` are `[batch, lk, heads·head_dim]`, the result has `q`'s shape. With `causal`,
@@ -96,7 +84,7 @@ fn attention_generic(
     let hd = s.heads * s.head_dim;
     let blocks = s.lq.div_ceil(BLOCK);
     let tasks = s.batch * s.heads * blocks;
-    let ptr = OutPtr(out.as_mut_ptr());
+    let ptr = SendPtr(out.as_mut_ptr());
     let d = s.head_dim;
     let run = |task: usize, scores: &mut Vec<f32>, par: Par| {
         let blk = task % blocks;
@@ -134,7 +122,7 @@ fn attention_generic(
                 }
             }
             let m = simd::max(row);
-            let sum = simd::exp_sub_sum(row, m);
+            let sum = simd::exp_sub_sum_scaled(row, m, 1.0);
             simd::scale(row, 1.0 / sum);
         }
         // SAFETY: this task alone writes rows q0..q0+rows, columns h·d..(h+1)·d of image b.
@@ -156,6 +144,7 @@ fn attention_generic(
                 ptr.get().add((b * s.lq + q0) * hd + h * d),
                 hd,
                 false,
+                1.0,
                 par,
             );
         }
@@ -200,7 +189,7 @@ fn attention_blocked(
     // through its passes.
     const ROWS: usize = 48;
     let blocks = s.lq.div_ceil(ROWS);
-    let ptr = OutPtr(out.as_mut_ptr());
+    let ptr = SendPtr(out.as_mut_ptr());
     (0..groups * blocks)
         .into_par_iter()
         .for_each_init(Vec::new, |scores: &mut Vec<f32>, task| {

@@ -15,6 +15,8 @@
 
 use rayon::prelude::*;
 
+use crate::SendPtr;
+
 use crate::conv::ConvShape;
 
 /// Rows of A per micro-kernel call (broadcast operand).
@@ -302,20 +304,6 @@ crate::multiversion! {
     }
 }
 
-/// Destination pointer shared by tasks writing disjoint blocks.
-#[derive(Clone, Copy)]
-struct Dst(*mut f32);
-// SAFETY: every task writes a distinct block of rows x columns.
-unsafe impl Send for Dst {}
-unsafe impl Sync for Dst {}
-
-impl Dst {
-    /// The pointer; a method so closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Single-threaded `c (+)= a·b` over all panels, into a raw destination with row stride `rs`.
 ///
 /// # Safety
@@ -549,7 +537,7 @@ pub fn gemm(a: &PackedA, b: &PackedB, c: &mut [f32], rs: usize, accumulate: bool
     assert!((a.m - 1) * rs + b.n <= c.len(), "destination too short");
     let (mp, np) = (a.m.div_ceil(MR), b.n.div_ceil(NR));
     let (mc, nc) = split(mp, np, 2 * crate::threads());
-    let dst = Dst(c.as_mut_ptr());
+    let dst = SendPtr(c.as_mut_ptr());
     (0..mc * nc).into_par_iter().for_each(|t| {
         let (ti, tj) = (t / nc, t % nc);
         let pa = ti * mp / mc..(ti + 1) * mp / mc;
@@ -611,7 +599,7 @@ pub fn conv2d(
     let tasks = s.batch * tiles;
     let mp = s.cout.div_ceil(MR);
     let direct = s.k == 1 && s.stride == 1 && s.pad == 0;
-    let dst = Dst(out.as_mut_ptr());
+    let dst = SendPtr(out.as_mut_ptr());
     // Packs tile `task`'s patches; runs channel panels `pa` of it.
     let pack = |task: usize, col: &mut Vec<f32>, packed: &mut PackedB| {
         let b = task / tiles;

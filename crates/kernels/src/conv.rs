@@ -8,7 +8,9 @@
 
 use rayon::prelude::*;
 
-use crate::gemm::{MatRef, Par};
+use crate::SendPtr;
+
+use crate::gemm::{gemm_raw, MatRef, Par};
 
 /// Shape and geometry of one convolution call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,20 +63,6 @@ impl ConvShape {
 /// matrix of a 1280-channel 3x3 layer stays within a few MiB.
 pub(crate) const TILE_PIXELS: usize = 384;
 
-/// A raw output pointer shared by tiles that write disjoint elements.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tiles write disjoint output elements (distinct rows of each channel plane).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer; a method so closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Convolves `input` (`[batch, cin, h, w]`) with `weight` (`[cout, cin, k, k]`), adding `bias`
 /// (`[cout]`, or `[batch, cout]` for a per-image bias such as a UNet's time embedding) and
 /// `residual` (`[batch, cout, out_h, out_w]`) when given.
@@ -108,7 +96,7 @@ pub fn conv2d(
     let tiles_per_image = oh.div_ceil(rows_per_tile);
     let tasks = s.batch * tiles_per_image;
     let direct = s.k == 1 && s.stride == 1 && s.pad == 0;
-    let ptr = OutPtr(out.as_mut_ptr());
+    let ptr = SendPtr(out.as_mut_ptr());
     let run = |task: usize, col: &mut Vec<f32>, par: Par| {
         let b = task / tiles_per_image;
         let y0 = (task % tiles_per_image) * rows_per_tile;
@@ -152,6 +140,7 @@ pub fn conv2d(
                 dst,
                 npix,
                 prefill,
+                1.0,
                 par,
             );
         }
@@ -248,55 +237,6 @@ pub(crate) fn im2col(img: &[f32], s: ConvShape, y0: usize, y1: usize, col: &mut 
             }
         }
     }
-}
-
-/// `c += / = a·b` into a raw destination with row stride `c_rs`.
-///
-/// # Safety
-/// `c` must address `m` rows of `n` writable elements at stride `c_rs`, written by no one else
-/// meanwhile; `a` and `b` must cover their shapes.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_raw(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: *mut f32,
-    c_rs: usize,
-    accumulate: bool,
-    par: Par,
-) {
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
-        (rows.saturating_sub(1)) * rs + (cols.saturating_sub(1)) * cs
-    };
-    assert!(last(m, k, a.rs, a.cs) < a.data.len(), "lhs view too short");
-    assert!(last(k, n, b.rs, b.cs) < b.data.len(), "rhs view too short");
-    let parallelism = match par {
-        Par::Pool if crate::threads() > 1 => gemm::Parallelism::Rayon(crate::threads()),
-        _ => gemm::Parallelism::None,
-    };
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        1,
-        c_rs as isize,
-        accumulate,
-        a.data.as_ptr(),
-        a.cs as isize,
-        a.rs as isize,
-        b.data.as_ptr(),
-        b.cs as isize,
-        b.rs as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        parallelism,
-    );
 }
 
 /// Nearest-neighbour resize of `[planes, h, w]` to `[planes, oh, ow]` with PyTorch's index

@@ -63,36 +63,62 @@ pub fn sgemm(
         }
         return;
     }
-    let parallelism = match par {
-        Par::Serial => gemm::Parallelism::None,
-        Par::Pool if crate::threads() > 1 => gemm::Parallelism::Rayon(crate::threads()),
-        Par::Pool => gemm::Parallelism::None,
-    };
     // SAFETY: the asserts above keep every element the strides address inside its slice, and
     // `c` is borrowed mutably so nothing else reads or writes it meanwhile.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            c_rs as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            scale,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    unsafe { gemm_raw(m, n, k, a, b, c.as_mut_ptr(), c_rs, accumulate, scale, par) }
+}
+
+/// `c (+)= scale · a·b` into a raw destination with row stride `c_rs`.
+///
+/// # Safety
+/// `c` must address `m` rows of `n` writable elements at stride `c_rs`, written by no one else
+/// meanwhile; `a` and `b` must cover their shapes (checked).
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+    scale: f32,
+    par: Par,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
     }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        (rows.saturating_sub(1)) * rs + (cols.saturating_sub(1)) * cs
+    };
+    assert!(last(m, k, a.rs, a.cs) < a.data.len(), "lhs view too short");
+    assert!(last(k, n, b.rs, b.cs) < b.data.len(), "rhs view too short");
+    let parallelism = match par {
+        Par::Pool if crate::threads() > 1 => gemm::Parallelism::Rayon(crate::threads()),
+        _ => gemm::Parallelism::None,
+    };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        c_rs as isize,
+        accumulate,
+        a.data.as_ptr(),
+        a.cs as isize,
+        a.rs as isize,
+        b.data.as_ptr(),
+        b.cs as isize,
+        b.rs as isize,
+        1.0,
+        scale,
+        false,
+        false,
+        false,
+        parallelism,
+    );
 }
 
 #[cfg(test)]

@@ -15,6 +15,22 @@ pub mod gemm;
 pub mod norm;
 pub mod simd;
 
+/// A raw output pointer handed to parallel tasks that each write their own disjoint elements
+/// (rows of channel planes, blocks of a matrix); each use site states why its writes are
+/// disjoint.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: only used by tasks writing disjoint elements, as stated at each use.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer; a method so closures capture the whole (Send) wrapper.
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Threads the kernels may use: rayon's pool size (`RAYON_NUM_THREADS` or the core count).
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)

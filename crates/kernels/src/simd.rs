@@ -145,29 +145,6 @@ multiversion! {
 }
 
 multiversion! {
-    /// `xs[i] = exp(xs[i] - max)` and returns the sum: the numerator and the denominator of a
-    /// softmax row whose maximum is `max`.
-    pub fn exp_sub_sum(xs: &mut [f32], max: f32) -> f32 {
-        // Eight partial sums keep the reduction vectorised and its rounding independent of
-        // where the slice starts.
-        let mut acc = [0f32; 16];
-        let mut chunks = xs.chunks_exact_mut(16);
-        for c in &mut chunks {
-            for (a, x) in acc.iter_mut().zip(c.iter_mut()) {
-                *x = exp(*x - max);
-                *a += *x;
-            }
-        }
-        let mut tail = 0f32;
-        for x in chunks.into_remainder() {
-            *x = exp(*x - max);
-            tail += *x;
-        }
-        acc.iter().sum::<f32>() + tail
-    }
-}
-
-multiversion! {
     /// `xs[i] = exp(scale·(xs[i] - max))` and returns the sum: a softmax of `scale·xs` whose
     /// unscaled maximum is `max` (`scale > 0`).
     pub fn exp_sub_sum_scaled(xs: &mut [f32], max: f32, scale: f32) -> f32 {
@@ -280,7 +257,7 @@ mod tests {
         let m = max(&xs);
         assert_eq!(m, xs.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
         let want: f64 = xs.iter().map(|x| ((*x - m) as f64).exp()).sum();
-        let got = exp_sub_sum(&mut xs, m) as f64;
+        let got = exp_sub_sum_scaled(&mut xs, m, 1.0) as f64;
         assert!((got - want).abs() / want < 1e-6);
         let mut s = vec![1.0f32, -2.0, 0.0, 30.0, -30.0];
         silu_inplace(&mut s);
