@@ -1057,7 +1057,7 @@ mod tests {
             .map(|i| {
                 let x = (i
                     .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(seed * 1_442_695_040_888_963_407))
+                    .wrapping_add(seed.wrapping_mul(1_442_695_040_888_963_407)))
                     >> 40;
                 (x % 2000) as f32 / 1000.0 - 1.0
             })
