@@ -6,6 +6,7 @@ use atelier_kernels::attention::{attention, AttnShape};
 use atelier_kernels::blocked::{self, PackedA, PackedB, Precision};
 use atelier_kernels::conv::{conv2d, ConvShape};
 use atelier_kernels::gemm::{sgemm, MatRef, Par};
+use atelier_kernels::winograd::{self, WinogradWeights};
 
 fn median<F: FnMut()>(runs: usize, mut f: F) -> f64 {
     f();
@@ -209,6 +210,23 @@ fn main() {
                 " | {p:?} {:>7.1} ms {:>6.1} GF/s",
                 secs * 1e3,
                 s.flops() / secs / 1e9
+            );
+        }
+        if winograd::eligible(s) && blocked::available(Precision::F32) {
+            let kk = s.cin * 9;
+            let pw = PackedA::pack(Precision::F32, &w, s.cout, kk, kk, 1);
+            let tf = median(3, || {
+                std::hint::black_box(WinogradWeights::from_packed(&pw, s.cin));
+            });
+            let ww = WinogradWeights::from_packed(&pw, s.cin);
+            let secs = median(3, || {
+                std::hint::black_box(winograd::conv2d(&x, &ww, Some(&bias), None, s));
+            });
+            print!(
+                " | winograd {:>7.1} ms {:>6.1} eff. GF/s (+{:.1} ms filter transform)",
+                secs * 1e3,
+                s.flops() / secs / 1e9,
+                tf * 1e3
             );
         }
         println!();

@@ -87,10 +87,10 @@ fn pair(lo: f32, hi: f32) -> u32 {
 /// The broadcast operand: an `m` x `k` matrix in panels of `MR` rows, `[panel][k step][MR]`.
 #[derive(Debug, Clone)]
 pub struct PackedA {
-    prec: Precision,
-    m: usize,
-    kp: usize,
-    data: Vec<u32>,
+    pub(crate) prec: Precision,
+    pub(crate) m: usize,
+    pub(crate) kp: usize,
+    pub(crate) data: Vec<u32>,
 }
 
 impl PackedA {
@@ -145,12 +145,44 @@ impl PackedA {
         self.m
     }
 
+    /// The same operand with f32 lanes (depth `k`): itself when already f32, else the bf16
+    /// values widened exactly. Lets a layer packed in bf16 derive other f32 forms (Winograd
+    /// weights) without keeping the original tensor.
+    ///
+    /// # Panics
+    /// When `k` does not match the packed depth.
+    pub fn to_f32(&self, k: usize) -> std::borrow::Cow<'_, PackedA> {
+        assert_eq!(self.kp, k.div_ceil(self.prec.per_lane()), "packed depth");
+        if self.prec == Precision::F32 {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let panels = self.m.div_ceil(MR);
+        let mut data = vec![0u32; panels * k * MR];
+        data.par_chunks_mut(k * MR)
+            .zip(self.data.par_chunks(self.kp * MR))
+            .for_each(|(dst, src)| {
+                for q in 0..k {
+                    let shift = 16 * (q % 2);
+                    for r in 0..MR {
+                        let half = (src[(q / 2) * MR + r] >> shift) as u16;
+                        dst[q * MR + r] = from_bf16(half).to_bits();
+                    }
+                }
+            });
+        std::borrow::Cow::Owned(PackedA {
+            prec: Precision::F32,
+            m: self.m,
+            kp: k,
+            data,
+        })
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len() * 4
     }
 
-    fn panel(&self, p: usize) -> &[u32] {
+    pub(crate) fn panel(&self, p: usize) -> &[u32] {
         &self.data[p * self.kp * MR..][..self.kp * MR]
     }
 }
@@ -191,10 +223,10 @@ crate::multiversion! {
 /// The vector operand: a `k` x `n` matrix in panels of `NR` columns, `[panel][k step][NR]`.
 #[derive(Debug, Clone)]
 pub struct PackedB {
-    prec: Precision,
-    n: usize,
-    kp: usize,
-    data: Vec<u32>,
+    pub(crate) prec: Precision,
+    pub(crate) n: usize,
+    pub(crate) kp: usize,
+    pub(crate) data: Vec<u32>,
 }
 
 impl PackedB {
@@ -334,7 +366,7 @@ pub(crate) unsafe fn gemm_serial(
 /// # Safety
 /// `c` must address `a.rows()` rows of `b.cols()` writable f32 at stride `rs`, not accessed by
 /// anyone else for the duration except other calls on disjoint panel ranges.
-unsafe fn gemm_block(
+pub(crate) unsafe fn gemm_block(
     a: &PackedA,
     b: &PackedB,
     c: *mut f32,

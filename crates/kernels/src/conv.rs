@@ -277,7 +277,7 @@ pub fn upsample_nearest(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Direct-definition convolution in f64.

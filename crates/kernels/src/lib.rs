@@ -14,6 +14,7 @@ pub mod conv;
 pub mod gemm;
 pub mod norm;
 pub mod simd;
+pub mod winograd;
 
 /// A raw output pointer handed to parallel tasks that each write their own disjoint elements
 /// (rows of channel planes, blocks of a matrix); each use site states why its writes are
