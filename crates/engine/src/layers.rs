@@ -23,6 +23,7 @@ use candle_core::{
 };
 use candle_nn::VarBuilder;
 
+use crate::conv_algo::{self, Plan, WinogradSlot};
 use crate::profile;
 
 /// How f32 models compute their matrix products on the CPU.
@@ -112,6 +113,21 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     }
 }
 
+/// Runs `f` on a CPU f32 tensor's elements in place when it is contiguous (a freshly loaded
+/// weight is), else on a copy: packing then holds the tensor and its packed form, not a
+/// third copy, which keeps the load's peak memory down for the largest layers.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    if let (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) =
+        (&*storage, layout.contiguous_offsets())
+    {
+        return Ok(f(&v[a..b]));
+    }
+    drop(storage);
+    let v = t.flatten_all()?.to_vec1::<f32>()?;
+    Ok(f(&v))
+}
+
 fn f32_vec(t: &Tensor) -> Result<Option<Arc<[f32]>>> {
     if t.device().is_cpu() && t.dtype() == DType::F32 {
         Ok(Some(t.flatten_all()?.to_vec1::<f32>()?.into()))
@@ -131,6 +147,8 @@ enum Weights<P> {
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     weight: Weights<PackedA>,
+    /// Winograd weights of a stride-1 3x3 layer with f32 packed weights, made on first use.
+    winograd: Option<Arc<WinogradSlot>>,
     bias: Tensor,
     bias_f32: Option<Arc<[f32]>>,
     cin: usize,
@@ -154,16 +172,24 @@ impl Conv2d {
         let bias = vb.get(cout, "bias")?;
         let weight = match packing(&w) {
             Some(p) => {
-                let v = w.flatten_all()?.to_vec1::<f32>()?;
-                drop(w);
                 let kk = cin * k * k;
-                Weights::Packed(Arc::new(PackedA::pack(p, &v, cout, kk, kk, 1)))
+                let packed = with_f32(&w, |v| PackedA::pack(p, v, cout, kk, kk, 1))?;
+                drop(w);
+                Weights::Packed(Arc::new(packed))
             }
             None => Weights::Tensor(w),
+        };
+        // Packed stride-1 3x3 layers (f32 or bf16) may also run as Winograd, in f32.
+        let winograd = match &weight {
+            Weights::Packed(_) if k == 3 && stride == 1 && padding == 1 => {
+                Some(Arc::new(WinogradSlot::default()))
+            }
+            _ => None,
         };
         Ok(Self {
             bias_f32: f32_vec(&bias)?,
             weight,
+            winograd,
             bias,
             cin,
             cout,
@@ -207,9 +233,13 @@ impl Conv2d {
         if !shape.is_valid() {
             candle_core::bail!("conv: kernel {} does not fit a {h}x{w} input", self.k);
         }
+        let plan = match &self.winograd {
+            Some(_) if fast(x) => conv_algo::plan(shape),
+            _ => Plan::Direct,
+        };
         let kind = match (self.k, self.stride) {
             (1, 1) => "conv1x1",
-            (3, 1) => "conv3x3",
+            (3, 1) => plan.kind(),
             (3, 2) => "conv3x3/2",
             _ => "conv",
         };
@@ -258,6 +288,8 @@ impl Conv2d {
                                 shape,
                                 bias,
                                 packed,
+                                plan,
+                                winograd: self.winograd.clone(),
                             };
                             match residual {
                                 Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, &op),
@@ -362,6 +394,8 @@ struct PackedConvOp {
     shape: ConvShape,
     bias: Arc<[f32]>,
     packed: Arc<PackedA>,
+    plan: Plan,
+    winograd: Option<Arc<WinogradSlot>>,
 }
 
 impl PackedConvOp {
@@ -375,7 +409,10 @@ impl PackedConvOp {
             candle_core::bail!("conv residual does not match the output {shape:?}");
         }
         let bias = (!self.bias.is_empty()).then_some(&self.bias[..]);
-        let out = blocked::conv2d(x, &self.packed, bias, r, s);
+        let out = match &self.winograd {
+            Some(slot) => conv_algo::run(self.plan, slot, x, &self.packed, bias, r, s),
+            None => blocked::conv2d(x, &self.packed, bias, r, s),
+        };
         Ok((CpuStorage::F32(out), shape))
     }
 }
@@ -432,10 +469,9 @@ impl Linear {
         };
         let (inner, weight) = match packing(&w) {
             Some(p) => {
-                let v = w.flatten_all()?.to_vec1::<f32>()?;
-                drop(w);
                 // B = Wᵀ: element (k, n) is W[n][k].
-                let packed = PackedB::pack(p, &v, din, dout, 1, din);
+                let packed = with_f32(&w, |v| PackedB::pack(p, v, din, dout, 1, din))?;
+                drop(w);
                 (None, Weights::Packed(Arc::new(packed)))
             }
             None => (

@@ -5,6 +5,7 @@
 //! previews and cancellation, and can replay a diffusers reference trace ([`parity`]).
 
 pub mod config;
+pub mod conv_algo;
 pub mod error;
 pub mod image;
 pub mod layers;

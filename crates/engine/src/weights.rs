@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::{EngineError, Result};
@@ -58,33 +58,146 @@ pub fn find_weights(dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     })
 }
 
-/// Memory-maps the files and returns a builder that casts to `dtype` on `device` as tensors
-/// are read, with the number of elements the files declare (so a loaded model can report how
-/// much memory its weights take: elements x the dtype's size).
+/// A builder that reads tensors from the files on demand, cast to `dtype` on `device`, with
+/// the number of elements the files declare (so a loaded model can report how much memory
+/// its weights take: elements x the dtype's size).
+///
+/// Why not candle's mmap builder: every page of a mapped file that is read counts towards the
+/// process's resident memory until the map is dropped, so loading a model that way peaks at
+/// about twice its size (the map plus the tensors copied out of it). Positioned reads put each
+/// tensor's bytes straight into the buffer that becomes the tensor, so loading peaks at the
+/// weights plus the layer being packed; the OS page cache still makes a reload fast.
 pub fn var_builder(
     files: &[PathBuf],
     dtype: DType,
     device: &Device,
 ) -> Result<(VarBuilder<'static>, u64)> {
     let mut elements = 0u64;
-    for f in files {
-        elements += check_header(f)?;
-    }
-    // SAFETY: the files are memory-mapped read-only; atelier never writes model files while
-    // they are loaded. A concurrent external writer could corrupt tensors but not memory safety
-    // of safe code beyond what mmap itself implies, which is the documented contract of candle.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }.map_err(|e| {
-        EngineError::Weights {
-            path: files.first().cloned().unwrap_or_default(),
-            message: e.to_string(),
+    let mut index = std::collections::HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        let header = check_header(f)?;
+        elements += header.elements;
+        for (name, entry) in header.tensors {
+            index.entry(name).or_insert((i, entry));
         }
-    })?;
-    Ok((vb, elements))
+    }
+    let opened = files
+        .iter()
+        .map(|p| {
+            std::fs::File::open(p).map_err(|e| EngineError::Io {
+                path: p.clone(),
+                source: e,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let backend = FileBackend {
+        files: files.iter().cloned().zip(opened).collect(),
+        index,
+    };
+    Ok((
+        VarBuilder::from_backend(Box::new(backend), dtype, device.clone()),
+        elements,
+    ))
+}
+
+/// Where one tensor lies in its file.
+#[derive(Debug, Clone)]
+struct TensorEntry {
+    dtype: DType,
+    shape: Vec<usize>,
+    /// Absolute byte offset of the data in the file (its length follows from shape and dtype,
+    /// checked when the header is read).
+    start: u64,
+}
+
+/// What a header declares.
+struct Header {
+    elements: u64,
+    tensors: Vec<(String, TensorEntry)>,
+}
+
+/// candle's [`candle_nn::var_builder::SimpleBackend`] over safetensors files read with
+/// positioned reads (see [`var_builder`]).
+struct FileBackend {
+    files: Vec<(PathBuf, std::fs::File)>,
+    index: std::collections::HashMap<String, (usize, TensorEntry)>,
+}
+
+impl FileBackend {
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
+        use std::os::unix::fs::FileExt;
+        let (fi, e) = self
+            .index
+            .get(name)
+            .ok_or_else(|| candle_core::Error::CannotFindTensor {
+                path: name.to_string(),
+            })?;
+        let (path, file) = &self.files[*fi];
+        let read = |buf: &mut [u8]| {
+            file.read_exact_at(buf, e.start).map_err(|err| {
+                candle_core::Error::Msg(format!("reading {name} from {}: {err}", path.display()))
+            })
+        };
+        let shape = candle_core::Shape::from(e.shape.clone());
+        let n = shape.elem_count();
+        // Read straight into the element buffer that becomes the tensor: no second copy.
+        fn filled<T: bytemuck::Pod + Default>(
+            n: usize,
+            read: impl Fn(&mut [u8]) -> candle_core::Result<()>,
+        ) -> candle_core::Result<Vec<T>> {
+            let mut v = vec![T::default(); n];
+            read(bytemuck::cast_slice_mut(&mut v))?;
+            Ok(v)
+        }
+        let t = match e.dtype {
+            DType::F32 => Tensor::from_vec(filled::<f32>(n, read)?, shape, dev)?,
+            DType::F16 => Tensor::from_vec(filled::<half::f16>(n, read)?, shape, dev)?,
+            DType::BF16 => Tensor::from_vec(filled::<half::bf16>(n, read)?, shape, dev)?,
+            DType::F64 => Tensor::from_vec(filled::<f64>(n, read)?, shape, dev)?,
+            DType::I64 => Tensor::from_vec(filled::<i64>(n, read)?, shape, dev)?,
+            DType::U32 => Tensor::from_vec(filled::<u32>(n, read)?, shape, dev)?,
+            DType::U8 => Tensor::from_vec(filled::<u8>(n, read)?, shape, dev)?,
+            other => candle_core::bail!("{name}: unsupported tensor dtype {other:?}"),
+        };
+        Ok(t)
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for FileBackend {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let declared = self.index.get(name).map(|(_, e)| e.shape.clone());
+        if let Some(shape) = declared {
+            // Refuse a wrong shape before reading (and allocating) the tensor.
+            if shape.as_slice() != s.dims() {
+                return Err(candle_core::Error::UnexpectedShape {
+                    msg: format!("shape mismatch for {name}"),
+                    expected: s,
+                    got: shape.into(),
+                });
+            }
+        }
+        self.load(name, dev)?.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.load(name, dev)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
 }
 
 /// Reads only the JSON header, so a truncated or non-safetensors file is reported by name
-/// before anything is mapped; returns the elements it declares.
-fn check_header(path: &Path) -> Result<u64> {
+/// before anything is read; returns what it declares.
+fn check_header(path: &Path) -> Result<Header> {
     use std::io::Read;
     let bad = |m: String| EngineError::Weights {
         path: path.to_path_buf(),
@@ -109,27 +222,62 @@ fn check_header(path: &Path) -> Result<u64> {
         .map_err(|e| bad(format!("truncated header: {e}")))?;
     let v: serde_json::Value =
         serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("header is not a JSON object".into()))?;
     let mut end = 0u64;
     let mut elements = 0u64;
-    if let Some(obj) = v.as_object() {
-        for (name, t) in obj {
-            if name == "__metadata__" {
-                continue;
-            }
-            if let Some(shape) = t.get("shape").and_then(|s| s.as_array()) {
-                elements = elements.saturating_add(
-                    shape
-                        .iter()
-                        .map(|d| d.as_u64().unwrap_or(0))
-                        .fold(1u64, u64::saturating_mul),
-                );
-            }
-            if let Some(off) = t.get("data_offsets").and_then(|o| o.as_array()) {
-                if let Some(e) = off.get(1).and_then(|x| x.as_u64()) {
-                    end = end.max(e);
-                }
-            }
+    let mut tensors = Vec::with_capacity(obj.len());
+    for (name, t) in obj {
+        if name == "__metadata__" {
+            continue;
         }
+        let dtype = match t.get("dtype").and_then(|d| d.as_str()) {
+            Some("F32") => DType::F32,
+            Some("F16") => DType::F16,
+            Some("BF16") => DType::BF16,
+            Some("F64") => DType::F64,
+            Some("I64") => DType::I64,
+            Some("U32") => DType::U32,
+            Some("U8") => DType::U8,
+            Some(other) => return Err(bad(format!("{name}: unsupported dtype {other}"))),
+            None => return Err(bad(format!("{name}: no dtype"))),
+        };
+        let shape: Vec<usize> = t
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .ok_or_else(|| bad(format!("{name}: no shape")))?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad(format!("{name}: shape is not a list of sizes")))?;
+        let offsets: Vec<u64> = t
+            .get("data_offsets")
+            .and_then(|o| o.as_array())
+            .map(|o| o.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default();
+        let [a, b] = offsets[..] else {
+            return Err(bad(format!("{name}: data_offsets must be two numbers")));
+        };
+        let count = shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+        let want = count.and_then(|c| c.checked_mul(dtype.size_in_bytes() as u64));
+        if b < a || want != Some(b - a) {
+            return Err(bad(format!(
+                "{name}: data_offsets [{a}, {b}] do not hold a {shape:?} {dtype:?} tensor"
+            )));
+        }
+        elements = elements.saturating_add(count.unwrap_or(0));
+        end = end.max(b);
+        tensors.push((
+            name.clone(),
+            TensorEntry {
+                dtype,
+                shape,
+                start: 8 + n + a,
+            },
+        ));
     }
     if 8 + n + end > size {
         return Err(bad(format!(
@@ -137,5 +285,5 @@ fn check_header(path: &Path) -> Result<u64> {
             8 + n + end
         )));
     }
-    Ok(elements)
+    Ok(Header { elements, tensors })
 }
