@@ -794,6 +794,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
         },
         &CancelToken::new(),
     )?;
+    let generate_s = run_started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     for w in &out.warnings {
         eprintln!("warning: {w}");
@@ -846,7 +847,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
     }
     let r = &out.request;
     println!(
-        "generated {} image(s) {}x{} with {} ({} {} steps, guidance {}, seed {}) in {:.2}s (load {:.2}s): {}",
+        "generated {} image(s) {}x{} with {} ({} {} steps, guidance {}, seed {}) in {:.2}s (load {:.2}s, then {:.2}s for marking and writing): {}",
         out.images.len(),
         r.width,
         r.height,
@@ -855,8 +856,9 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
         r.steps,
         r.guidance_scale,
         r.seed,
-        run_started.elapsed().as_secs_f64(),
+        generate_s,
         load_s,
+        run_started.elapsed().as_secs_f64() - generate_s,
         paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     );
     Ok(0)
