@@ -211,6 +211,17 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
         (true, atelier_engine::layers::CpuMath::Bf16) => "cpu bf16".to_string(),
         _ => format!("{dtype:?}"),
     };
+    // How stride-1 3x3 convolutions run (ATELIER_WINOGRAD), part of the mode's name.
+    let mode = if dev.is_cpu() {
+        use atelier_engine::conv_algo::{conv_algo, ConvAlgo};
+        match conv_algo() {
+            ConvAlgo::Auto => format!("{mode} +winograd(auto)"),
+            ConvAlgo::Direct => format!("{mode} direct"),
+            ConvAlgo::Winograd => format!("{mode} +winograd"),
+        }
+    } else {
+        mode
+    };
     let unet_cfg: UNetConfig = serde_json::from_str(UNET)?;
     let vae_cfg: VaeConfig = serde_json::from_str(VAE)?;
     let text_cfg: ClipTextConfig = serde_json::from_str(TEXT)?;
