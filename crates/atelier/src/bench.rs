@@ -67,6 +67,11 @@ pub struct BenchArgs {
     /// ceiling (CPU only: GPU ops are asynchronous).
     #[arg(long)]
     profile: bool,
+    /// Instead of timing, run each component (and the 1-step 512² pipeline) once in the
+    /// selected mode and once in f32 with direct convolutions, on the same weights and inputs,
+    /// and print the relative error (max |diff| / max |reference|, as `atelier parity`).
+    #[arg(long)]
+    drift: bool,
     /// CPU matrix-product precision: `f32`, or `bf16` (bfloat16 operands, f32 accumulation;
     /// needs AVX512-BF16). Default: `ATELIER_CPU_MATH`, else f32.
     #[arg(long)]
@@ -75,6 +80,37 @@ pub struct BenchArgs {
     device: String,
     #[arg(long)]
     dtype: Option<String>,
+}
+
+/// Fills every variable with random values at a scale that keeps activations finite through
+/// the whole network: matrices and kernels N(0, 1/fan_in), norm gains 1, biases N(0, 0.02).
+/// (Speed does not depend on the values; the `--drift` comparison and the written folder need
+/// non-trivial ones.)
+fn randomize(vm: &VarMap) -> anyhow::Result<()> {
+    let data = vm
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("weight map lock poisoned"))?;
+    for (name, var) in data.iter() {
+        let dims = var.dims().to_vec();
+        let (dt, dev) = (var.dtype(), var.device().clone());
+        let t = match dims.len() {
+            0 => continue,
+            1 if name.ends_with("weight") => Tensor::ones(dims[0], DType::F32, &dev)?,
+            1 => Tensor::randn(0f32, 0.02, dims[0], &dev)?,
+            _ => {
+                let fan_in: usize = dims[1..].iter().product();
+                Tensor::randn(
+                    0f32,
+                    1.0 / (fan_in.max(1) as f32).sqrt(),
+                    dims.as_slice(),
+                    &dev,
+                )?
+            }
+        };
+        var.set(&t.to_dtype(dt)?)?;
+    }
+    Ok(())
 }
 
 fn count(vm: &VarMap) -> usize {
@@ -192,6 +228,91 @@ fn profile_run<F: FnMut() -> anyhow::Result<()>>(
     })
 }
 
+/// The outputs `--drift` compares: text encoder, UNet, VAE decoder, and the chained 1-step
+/// 512² pipeline (text -> UNet -> VAE).
+fn drift_outputs(
+    text: &ClipTextModel,
+    unet: &UNet,
+    vae: &VaeDecoder,
+    inputs: &(Tensor, Tensor, Tensor, Tensor, Tensor),
+) -> anyhow::Result<[Tensor; 4]> {
+    let (ids, x, t, ctx, z) = inputs;
+    let hidden = text.forward(ids)?.last_hidden_state;
+    let eps = unet.forward(x, t, ctx, None)?;
+    let image = vae.forward(z)?;
+    let chained = {
+        let ctx = hidden.to_dtype(x.dtype())?;
+        let eps = unet.forward(x, t, &ctx, None)?;
+        vae.forward(&(x - eps)?)?
+    };
+    Ok([hidden, eps, image, chained])
+}
+
+/// `atelier bench --drift`: the selected CPU math and convolution choice against f32 with
+/// direct convolutions, built from the same weight maps.
+fn drift(
+    mode: &str,
+    dtype: DType,
+    dev: &Device,
+    cfgs: (
+        &UNetConfig,
+        &atelier_engine::config::UNetPlan,
+        &ClipTextConfig,
+        &VaeConfig,
+    ),
+    vms: (&VarMap, &VarMap, &VarMap),
+) -> anyhow::Result<i32> {
+    use atelier_engine::conv_algo::{conv_algo, set_conv_algo, ConvAlgo};
+    use atelier_engine::layers::{cpu_math, set_cpu_math, CpuMath};
+    let (unet_cfg, plan, text_cfg, vae_cfg) = cfgs;
+    let build = || -> anyhow::Result<(ClipTextModel, UNet, VaeDecoder)> {
+        Ok((
+            ClipTextModel::new(text_cfg, VarBuilder::from_varmap(vms.1, dtype, dev))?,
+            UNet::new(unet_cfg, plan, VarBuilder::from_varmap(vms.0, dtype, dev))?,
+            VaeDecoder::new(vae_cfg, VarBuilder::from_varmap(vms.2, dtype, dev))?,
+        ))
+    };
+    let ids: Vec<u32> = (0..77u32).map(|i| 49406u32.min(320 + i * 97)).collect();
+    let inputs = (
+        Tensor::new(ids.as_slice(), dev)?.unsqueeze(0)?,
+        Tensor::randn(0f32, 1.0, (1, 4, 64, 64), dev)?.to_dtype(dtype)?,
+        Tensor::full(999f32, 1, dev)?,
+        Tensor::randn(0f32, 1.0, (1, 77, plan.cross_attention_dim), dev)?.to_dtype(dtype)?,
+        Tensor::randn(0f32, 1.0, (1, 4, 64, 64), dev)?.to_dtype(dtype)?,
+    );
+    let (math, algo) = (cpu_math(), conv_algo());
+    let ours = {
+        let (text, unet, vae) = build()?;
+        // Twice: in `auto` the first call of each shape measures and may switch algorithms.
+        drift_outputs(&text, &unet, &vae, &inputs)?;
+        drift_outputs(&text, &unet, &vae, &inputs)?
+    };
+    set_cpu_math(CpuMath::F32);
+    set_conv_algo(ConvAlgo::Direct);
+    let reference = {
+        let (text, unet, vae) = build()?;
+        drift_outputs(&text, &unet, &vae, &inputs)?
+    };
+    set_cpu_math(math);
+    set_conv_algo(algo);
+    println!(
+        "\ndrift of {mode} against f32 with direct convolutions (max |diff| / max |reference|):"
+    );
+    for (name, (o, r)) in [
+        "text encoder last hidden state",
+        "unet step 512x512 (noise prediction)",
+        "vae decode 64x64 -> 512x512",
+        "pipeline 1 step 512x512 (decoded image)",
+    ]
+    .iter()
+    .zip(ours.iter().zip(reference.iter()))
+    {
+        let e = atelier_engine::parity::rel_err(o, r)?;
+        println!("  {name:<42} {e:.2e}");
+    }
+    Ok(0)
+}
+
 pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     let dev = parse_device(&a.device)?;
     let dtype = match &a.dtype {
@@ -236,6 +357,28 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     );
     let (unet_vm, text_vm, vae_vm, dec_vm) =
         (VarMap::new(), VarMap::new(), VarMap::new(), VarMap::new());
+    // Building a model declares its variables (zeros); fill them with random values, then
+    // build the models that run from the filled maps (layers pack their weights when built).
+    drop(UNet::new(
+        &unet_cfg,
+        &plan,
+        VarBuilder::from_varmap(&unet_vm, dtype, &dev),
+    )?);
+    drop(ClipTextModel::new(
+        &text_cfg,
+        VarBuilder::from_varmap(&text_vm, dtype, &dev),
+    )?);
+    drop(VaeDecoder::new(
+        &vae_cfg,
+        VarBuilder::from_varmap(&vae_vm, dtype, &dev),
+    )?);
+    drop(VaeEncoder::new(
+        &vae_cfg,
+        VarBuilder::from_varmap(&vae_vm, dtype, &dev),
+    )?);
+    for vm in [&unet_vm, &text_vm, &vae_vm] {
+        randomize(vm)?;
+    }
     let unet = UNet::new(
         &unet_cfg,
         &plan,
@@ -300,6 +443,16 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     }
     if a.count_only {
         return Ok(0);
+    }
+    if a.drift {
+        drop((text, unet, vae));
+        return drift(
+            &mode,
+            dtype,
+            &dev,
+            (&unet_cfg, &plan, &text_cfg, &vae_cfg),
+            (&unet_vm, &text_vm, &vae_vm),
+        );
     }
 
     let wanted = |name: &str| a.only.as_deref().is_none_or(|o| name.contains(o));

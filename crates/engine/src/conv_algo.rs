@@ -5,11 +5,11 @@
 //! 4x the weights, so it wins on large maps (a VAE's 512² layers, a UNet's 64² and 32² ones)
 //! and loses on small maps with many channels (8², 16² at 1280 channels), where the weights
 //! dominate. The crossover depends on the CPU's caches and bandwidth, so in `auto` mode the
-//! first call with each new shape runs both, keeps the faster one's result and remembers the
-//! choice, in memory and in a small tuning file (`ATELIER_TUNING_FILE`) so later processes on
-//! the same machine skip the measurement. Small convolutions (few FLOPs or under 128x128
-//! channels, such as the test fixtures') never measure: they take the direct path, so small
-//! models give the same numbers run after run.
+//! first call with each new shape runs both (twice each), keeps the faster one's result and
+//! remembers the choice, in memory and in a small tuning file (`ATELIER_TUNING_FILE`) so later
+//! processes on the same machine skip the measurement. Small convolutions (few FLOPs or under
+//! 128x128 channels, such as the test fixtures') never measure: they take the direct path, so
+//! small models give the same numbers run after run.
 //!
 //! Transformed weights are kept per layer while a process-wide budget allows
 //! (`ATELIER_WINOGRAD_CACHE_MB`, default 256), else transformed on each call; the measurement
@@ -292,16 +292,27 @@ pub(crate) fn run(
             winograd::conv2d(x, &w, bias, residual, s)
         }
         Plan::Measure => {
-            let t = Instant::now();
-            let d = blocked::conv2d(x, direct, bias, residual, s);
-            let direct_s = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let (w, kept) = slot.get(direct, s.cin);
-            let transform_s = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let y = winograd::conv2d(x, &w, bias, residual, s);
+            let (w, kept, transform_s) = {
+                let t = Instant::now();
+                let (w, kept) = slot.get(direct, s.cin);
+                (w, kept, t.elapsed().as_secs_f64())
+            };
+            // Two samples of each, interleaved, and the faster of each pair: the first call of a
+            // new size also pays for fresh pages, and shared machines are noisy.
+            let timed = |f: &dyn Fn() -> Vec<f32>| {
+                let t = Instant::now();
+                let y = f();
+                (y, t.elapsed().as_secs_f64())
+            };
+            let run_direct = || blocked::conv2d(x, direct, bias, residual, s);
+            let run_wino = || winograd::conv2d(x, &w, bias, residual, s);
+            let (_, d1) = timed(&run_direct);
+            let (_, w1) = timed(&run_wino);
+            let (d, d2) = timed(&run_direct);
+            let (y, w2) = timed(&run_wino);
+            let direct_s = d1.min(d2);
             // A kept transform is paid once; otherwise every call pays it.
-            let wino_s = t.elapsed().as_secs_f64() + if kept { 0.0 } else { transform_s };
+            let wino_s = w1.min(w2) + if kept { 0.0 } else { transform_s };
             // A 5% margin keeps near-ties on the well-trodden direct path.
             let pick = wino_s < 0.95 * direct_s;
             tracing::debug!(
