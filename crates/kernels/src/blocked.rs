@@ -600,22 +600,13 @@ pub fn conv2d(
     let (oh, ow) = (s.out_h(), s.out_w());
     let npix = oh * ow;
     let kk = s.cin * s.k * s.k;
-    assert_eq!(input.len(), s.batch * s.cin * s.h * s.w, "input length");
+    crate::conv::assert_operands(s, input, bias, residual);
     assert_eq!(weight.m, s.cout, "weight rows");
     assert_eq!(
         weight.kp,
         kk.div_ceil(weight.prec.per_lane()),
         "weight depth"
     );
-    if let Some(b) = bias {
-        assert!(
-            b.len() == s.cout || b.len() == s.batch * s.cout,
-            "bias length"
-        );
-    }
-    if let Some(r) = residual {
-        assert_eq!(r.len(), s.batch * s.cout * npix, "residual length");
-    }
     let mut out = vec![0f32; s.batch * s.cout * npix];
     let accumulate = bias.is_some() || residual.is_some();
     // Tiles of whole output rows, ~384 pixels; when there are too few for the pool, each tile
@@ -802,14 +793,7 @@ crate::multiversion! {
 mod tests {
     use super::*;
 
-    fn data(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_data as data;
 
     #[test]
     fn rounding_is_to_nearest_even() {

@@ -59,6 +59,30 @@ impl ConvShape {
     }
 }
 
+/// Checks the activation operands of a convolution of shape `s`: the input, a bias of `[cout]`
+/// or `[batch, cout]` and a residual shaped like the output.
+///
+/// # Panics
+/// When a length does not match; the public convolutions document this.
+pub(crate) fn assert_operands(
+    s: ConvShape,
+    input: &[f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+) {
+    assert_eq!(input.len(), s.batch * s.cin * s.h * s.w, "input length");
+    if let Some(b) = bias {
+        assert!(
+            b.len() == s.cout || b.len() == s.batch * s.cout,
+            "bias length"
+        );
+    }
+    if let Some(r) = residual {
+        let out = s.batch * s.cout * s.out_h() * s.out_w();
+        assert_eq!(r.len(), out, "residual length");
+    }
+}
+
 /// Pixels per tile the GEMM sees: wide enough for its blocking, small enough that the patch
 /// matrix of a 1280-channel 3x3 layer stays within a few MiB.
 pub(crate) const TILE_PIXELS: usize = 384;
@@ -80,17 +104,8 @@ pub fn conv2d(
     let (oh, ow) = (s.out_h(), s.out_w());
     let npix = oh * ow;
     let kk = s.cin * s.k * s.k;
-    assert_eq!(input.len(), s.batch * s.cin * s.h * s.w, "input length");
+    assert_operands(s, input, bias, residual);
     assert_eq!(weight.len(), s.cout * kk, "weight length");
-    if let Some(b) = bias {
-        assert!(
-            b.len() == s.cout || b.len() == s.batch * s.cout,
-            "bias length"
-        );
-    }
-    if let Some(r) = residual {
-        assert_eq!(r.len(), s.batch * s.cout * npix, "residual length");
-    }
     let mut out = vec![0f32; s.batch * s.cout * npix];
     let rows_per_tile = (TILE_PIXELS / ow).clamp(1, oh);
     let tiles_per_image = oh.div_ceil(rows_per_tile);
@@ -326,14 +341,7 @@ pub(crate) mod tests {
         out
     }
 
-    fn data(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_data as data;
 
     #[test]
     fn nearest_upsampling_picks_floor_of_the_scaled_index() {

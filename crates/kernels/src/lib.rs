@@ -36,3 +36,14 @@ impl SendPtr {
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
+
+/// Deterministic test values in [-1, 1], the same for every kernel's tests.
+#[cfg(test)]
+pub(crate) fn test_data(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+            (v % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}

@@ -129,6 +129,21 @@ crate::multiversion! {
     }
 }
 
+/// `Bᵀ d` for one 6-vector (rows (4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
+/// (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1)); inlined into loops over
+/// tiles, where it vectorises.
+#[inline(always)]
+fn bt([d0, d1, d2, d3, d4, d5]: [f32; 6]) -> [f32; 6] {
+    [
+        4.0 * d0 - 5.0 * d2 + d4,
+        -4.0 * (d1 + d2) + d3 + d4,
+        4.0 * (d1 - d2) - d3 + d4,
+        2.0 * (d3 - d1) - d2 + d4,
+        2.0 * (d1 - d3) - d2 + d4,
+        4.0 * d1 - 5.0 * d3 + d5,
+    ]
+}
+
 crate::multiversion! {
     /// The input transform `V = Bᵀ d B` of one channel plane over one row of `tw` tiles (tile
     /// row `ty`): `v[ξ·tw + t]`. `pad` holds `8·(tw + 1)` values, `u` `36·tw`.
@@ -174,13 +189,8 @@ crate::multiversion! {
             let (x0, x1, x2, x3) = (&ph0[..tw], &ph1[..tw], &ph2[..tw], &ph3[..tw]);
             let (x4, x5) = (&ph0[1..=tw], &ph1[1..=tw]);
             for t in 0..tw {
-                let (d0, d1, d2, d3, d4, d5) = (x0[t], x1[t], x2[t], x3[t], x4[t], x5[t]);
-                u0[t] = 4.0 * d0 - 5.0 * d2 + d4;
-                u1[t] = -4.0 * (d1 + d2) + d3 + d4;
-                u2[t] = 4.0 * (d1 - d2) - d3 + d4;
-                u3[t] = 2.0 * (d3 - d1) - d2 + d4;
-                u4[t] = 2.0 * (d1 - d3) - d2 + d4;
-                u5[t] = 4.0 * d1 - 5.0 * d3 + d5;
+                [u0[t], u1[t], u2[t], u3[t], u4[t], u5[t]] =
+                    bt([x0[t], x1[t], x2[t], x3[t], x4[t], x5[t]]);
             }
         }
         // Then columns: v[r'][c][t] = Σ_r Bᵀ[r'][r] u[r][c][t].
@@ -194,13 +204,8 @@ crate::multiversion! {
             }
             let [o0, o1, o2, o3, o4, o5] = out;
             for t in 0..tw {
-                let (x0, x1, x2, x3, x4, x5) = (a0[t], a1[t], a2[t], a3[t], a4[t], a5[t]);
-                o0[t] = 4.0 * x0 - 5.0 * x2 + x4;
-                o1[t] = -4.0 * (x1 + x2) + x3 + x4;
-                o2[t] = 4.0 * (x1 - x2) - x3 + x4;
-                o3[t] = 2.0 * (x3 - x1) - x2 + x4;
-                o4[t] = 2.0 * (x1 - x3) - x2 + x4;
-                o5[t] = 4.0 * x1 - 5.0 * x3 + x5;
+                [o0[t], o1[t], o2[t], o3[t], o4[t], o5[t]] =
+                    bt([a0[t], a1[t], a2[t], a3[t], a4[t], a5[t]]);
             }
         }
     }
@@ -371,17 +376,8 @@ pub fn conv2d(
     );
     assert_eq!(weights.cin, s.cin, "weight input channels");
     assert_eq!(weights.cout, s.cout, "weight output channels");
-    assert_eq!(input.len(), s.batch * s.cin * s.h * s.w, "input length");
+    crate::conv::assert_operands(s, input, bias, residual);
     let npix = s.h * s.w;
-    if let Some(b) = bias {
-        assert!(
-            b.len() == s.cout || b.len() == s.batch * s.cout,
-            "bias length"
-        );
-    }
-    if let Some(r) = residual {
-        assert_eq!(r.len(), s.batch * s.cout * npix, "residual length");
-    }
     let mut out = vec![0f32; s.batch * s.cout * npix];
     let threads = crate::threads();
     let g = plan(s, threads);
@@ -612,14 +608,7 @@ impl Chunk<'_> {
 mod tests {
     use super::*;
 
-    fn data(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_data as data;
 
     fn shape(batch: usize, cin: usize, h: usize, w: usize, cout: usize) -> ConvShape {
         ConvShape {
