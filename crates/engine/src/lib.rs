@@ -21,5 +21,7 @@ pub mod weights;
 
 pub use error::{EngineError, Result};
 pub use model::{inspect, CallCounts, DiffusionModel, Family, LoadOptions, ModelInfo};
-pub use pipeline::{CancelToken, GenerateOutput, GenerateRequest, NoiseSource, Progress};
+pub use pipeline::{
+    BatchItem, CancelToken, GenerateOutput, GenerateRequest, NoiseSource, Progress,
+};
 pub use schedulers::SchedulerKind;

@@ -18,7 +18,7 @@ use crate::image::RgbImage;
 use crate::model::{DiffusionModel, Family};
 use crate::models::unet::AddedCond;
 use crate::preview::latent_preview;
-use crate::schedulers::{SchedulerKind, StepInput};
+use crate::schedulers::{Scheduler, SchedulerKind, StepInput};
 
 /// Upper bound on width/height, to reject requests that would exhaust memory before they start.
 pub const MAX_SIDE: usize = 4096;
@@ -237,6 +237,62 @@ pub struct Conditioning {
     pub warnings: Vec<String>,
 }
 
+/// One request of a batched run ([`DiffusionModel::generate_batch`]): its own prompt, seed,
+/// guidance, noise, progress and cancel. Only the shape of the work must match a neighbour's
+/// for the two to share UNet calls.
+pub struct BatchItem<'a> {
+    pub request: &'a GenerateRequest,
+    pub noise: &'a mut dyn NoiseSource,
+    pub progress: &'a mut dyn FnMut(&Progress),
+    pub cancel: &'a CancelToken,
+}
+
+impl std::fmt::Debug for BatchItem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchItem")
+            .field("request", self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What requests must share to go through the UNet together: the latent size, the timesteps
+/// (step count, sampler, its config overrides).
+#[derive(Debug, Clone, PartialEq)]
+struct GroupKey {
+    width: usize,
+    height: usize,
+    steps: usize,
+    scheduler: SchedulerKind,
+    overrides: String,
+}
+
+/// A request's state inside a batched run.
+struct Member<'a> {
+    slot: usize,
+    item: BatchItem<'a>,
+    key: GroupKey,
+    r: ResolvedRequest,
+    scheduler: Box<dyn Scheduler>,
+    cfg_on: bool,
+    /// UNet rows this request takes: `2 × batch_size` with classifier-free guidance.
+    rows: usize,
+    /// `[uncond × b; cond × b]` with guidance, `[cond × b]` without.
+    context: Tensor,
+    /// SDXL's pooled text embeddings and size ids, row for row with `context`.
+    added: Option<(Tensor, Tensor)>,
+    warnings: Vec<String>,
+    shape: (usize, usize, usize, usize),
+    latents: Tensor,
+}
+
+/// Stacks row blocks; a single block is passed through without a copy.
+fn cat_rows(parts: &[&Tensor]) -> Result<Tensor> {
+    match parts {
+        [one] => Ok((*one).clone()),
+        _ => Ok(Tensor::cat(parts, 0)?),
+    }
+}
+
 impl DiffusionModel {
     /// Fills defaults and validates every field, naming the field on error.
     pub fn resolve(&self, req: &GenerateRequest) -> Result<ResolvedRequest> {
@@ -386,28 +442,75 @@ impl DiffusionModel {
         progress: &mut dyn FnMut(&Progress),
         cancel: &CancelToken,
     ) -> Result<GenerateOutput> {
+        self.generate_batch(vec![BatchItem {
+            request: req,
+            noise,
+            progress,
+            cancel,
+        }])
+        .pop()
+        .unwrap_or_else(|| {
+            Err(EngineError::invalid(
+                "batch_size",
+                "the run returned no result",
+            ))
+        })
+    }
+
+    /// Runs several requests together: those that share size, step count and sampler (with its
+    /// overrides) go through the UNet as one batch per step, each with its own prompt, negative
+    /// prompt, guidance, seed, progress and cancel. Results come back in the items' order, one
+    /// per item; a request that fails validation or is cancelled fails alone, and a cancelled
+    /// one leaves the batch at the next step. Each image equals what a run of its request alone
+    /// gives, up to the summation order of batched matrix products.
+    pub fn generate_batch(&self, items: Vec<BatchItem<'_>>) -> Vec<Result<GenerateOutput>> {
+        let mut results: Vec<Option<Result<GenerateOutput>>> = items.iter().map(|_| None).collect();
+        let mut groups: Vec<(GroupKey, Vec<Member<'_>>)> = Vec::new();
+        for (slot, item) in items.into_iter().enumerate() {
+            match self.admit(slot, item) {
+                Ok(m) => match groups.iter_mut().find(|(k, _)| *k == m.key) {
+                    Some((_, g)) => g.push(m),
+                    None => groups.push((m.key.clone(), vec![m])),
+                },
+                Err(e) => results[slot] = Some(Err(e)),
+            }
+        }
+        for (_, members) in groups {
+            self.run_group(members, &mut results);
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(EngineError::invalid(
+                        "batch_size",
+                        "the run returned no result",
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves one request, encodes its prompts and draws its starting latents.
+    fn admit<'a>(&self, slot: usize, item: BatchItem<'a>) -> Result<Member<'a>> {
+        let req = item.request;
         let r = self.resolve(req)?;
         let mut sched_cfg = self.configs.scheduler.clone();
         for (k, v) in &req.scheduler_overrides {
             sched_cfg.insert(k.clone(), v.clone());
         }
-        let mut scheduler = r.scheduler.build(&sched_cfg, r.steps)?;
+        let scheduler = r.scheduler.build(&sched_cfg, r.steps)?;
         let total = r.steps;
-        let b = r.batch_size;
-        let check_cancel = |step: usize| {
-            if cancel.is_cancelled() {
-                Err(EngineError::Cancelled { step, total })
-            } else {
-                Ok(())
-            }
-        };
-        check_cancel(0)?;
-        progress(&Progress {
+        if item.cancel.is_cancelled() {
+            return Err(EngineError::Cancelled { step: 0, total });
+        }
+        (item.progress)(&Progress {
             phase: Phase::EncodingText,
             step: 0,
             total,
             previews: None,
         });
+        let b = r.batch_size;
         let cfg_on = r.guidance_scale > 1.0;
         let cond = self.encode(&r.prompt, req.negative_prompt.as_deref())?;
         let rep = |t: &Tensor| -> Result<Tensor> { Ok(t.repeat((b, 1, 1))?) };
@@ -434,51 +537,137 @@ impl DiffusionModel {
             }
             None => None,
         };
-
         let f = self.info().vae_scale_factor;
-        let c = self.unet.in_channels();
-        let shape = (1, c, r.height / f, r.width / f);
+        let shape = (1, self.unet.in_channels(), r.height / f, r.width / f);
         let mut init = Vec::with_capacity(b);
         for i in 0..b {
-            init.push(noise.initial(i, shape)?);
+            init.push(item.noise.initial(i, shape)?);
         }
-        let mut latents = (Tensor::cat(&init, 0)?
+        let latents = (Tensor::cat(&init, 0)?
             .to_device(&self.device)?
             .to_dtype(DType::F32)?
             * scheduler.init_noise_sigma())?;
-        let timesteps = scheduler.timesteps().to_vec();
-        for (i, &t) in timesteps.iter().enumerate() {
-            check_cancel(i)?;
-            let scaled = scheduler.scale_model_input(&latents, i)?;
-            let unet_in = if cfg_on {
+        let key = GroupKey {
+            width: r.width,
+            height: r.height,
+            steps: r.steps,
+            scheduler: r.scheduler,
+            overrides: Value::Object(req.scheduler_overrides.clone()).to_string(),
+        };
+        Ok(Member {
+            slot,
+            item,
+            key,
+            r,
+            scheduler,
+            cfg_on,
+            rows,
+            context,
+            added,
+            warnings: cond.warnings,
+            shape,
+            latents,
+        })
+    }
+
+    /// The denoising loop of requests that share a [`GroupKey`], then each one's decode.
+    fn run_group(
+        &self,
+        mut active: Vec<Member<'_>>,
+        results: &mut [Option<Result<GenerateOutput>>],
+    ) {
+        let total = active.first().map_or(0, |m| m.r.steps);
+        for i in 0..total {
+            let (gone, kept): (Vec<_>, Vec<_>) = active
+                .into_iter()
+                .partition(|m| m.item.cancel.is_cancelled());
+            for m in gone {
+                results[m.slot] = Some(Err(EngineError::Cancelled { step: i, total }));
+            }
+            active = kept;
+            if active.is_empty() {
+                return;
+            }
+            if let Err(e) = self.group_step(&mut active, i, total) {
+                // A failed batched call fails every request in it; each gets the message.
+                let msg = e.to_string();
+                let mut first = Some(e);
+                for m in &active {
+                    let err = first.take().unwrap_or_else(|| {
+                        EngineError::Tensor(candle_core::Error::Msg(msg.clone()))
+                    });
+                    results[m.slot] = Some(Err(err));
+                }
+                return;
+            }
+        }
+        for m in active {
+            let slot = m.slot;
+            results[slot] = Some(self.finish(m, total));
+        }
+    }
+
+    /// One denoising step of every member: one UNet call over all their rows, then guidance,
+    /// the sampler step, previews and progress per member.
+    fn group_step(&self, active: &mut [Member<'_>], i: usize, total: usize) -> Result<()> {
+        let mut inputs = Vec::with_capacity(active.len());
+        let mut ts = Vec::with_capacity(active.len());
+        for m in active.iter() {
+            let scaled = m.scheduler.scale_model_input(&m.latents, i)?;
+            let x = if m.cfg_on {
                 Tensor::cat(&[&scaled, &scaled], 0)?
             } else {
                 scaled
-            }
-            .to_dtype(self.dtype)?;
-            let t_tensor = Tensor::full(t as f32, rows, &self.device)?;
-            let added_cond = added.as_ref().map(|(text, ids)| AddedCond {
-                text_embeds: text,
-                time_ids: ids,
-            });
-            self.calls
-                .unet
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let out = self
-                .unet
-                .forward(&unet_in, &t_tensor, &context, added_cond)?
-                .to_dtype(DType::F32)?;
-            let guided = if cfg_on {
-                let u = out.narrow(0, 0, b)?;
-                let c = out.narrow(0, b, b)?;
-                (&u + ((c - &u)? * r.guidance_scale)?)?
-            } else {
-                out
             };
-            let step_noise = if scheduler.needs_noise(i) {
+            inputs.push(x.to_dtype(self.dtype)?);
+            let t = m.scheduler.timesteps().get(i).copied().ok_or_else(|| {
+                EngineError::invalid("steps", format!("the sampler has no step {i}"))
+            })?;
+            ts.push(Tensor::full(t as f32, m.rows, &self.device)?);
+        }
+        let x = cat_rows(&inputs.iter().collect::<Vec<_>>())?;
+        let t = cat_rows(&ts.iter().collect::<Vec<_>>())?;
+        let context = cat_rows(&active.iter().map(|m| &m.context).collect::<Vec<_>>())?;
+        let added = if active.iter().all(|m| m.added.is_some()) && active[0].added.is_some() {
+            let texts: Vec<&Tensor> = active
+                .iter()
+                .filter_map(|m| m.added.as_ref().map(|a| &a.0))
+                .collect();
+            let ids: Vec<&Tensor> = active
+                .iter()
+                .filter_map(|m| m.added.as_ref().map(|a| &a.1))
+                .collect();
+            Some((cat_rows(&texts)?, cat_rows(&ids)?))
+        } else {
+            None
+        };
+        let added_cond = added.as_ref().map(|(text, ids)| AddedCond {
+            text_embeds: text,
+            time_ids: ids,
+        });
+        self.calls
+            .unet
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = self
+            .unet
+            .forward(&x, &t, &context, added_cond)?
+            .to_dtype(DType::F32)?;
+        let mut offset = 0;
+        for m in active.iter_mut() {
+            let o = out.narrow(0, offset, m.rows)?;
+            offset += m.rows;
+            let b = m.r.batch_size;
+            let guided = if m.cfg_on {
+                let u = o.narrow(0, 0, b)?;
+                let c = o.narrow(0, b, b)?;
+                (&u + ((c - &u)? * m.r.guidance_scale)?)?
+            } else {
+                o
+            };
+            let step_noise = if m.scheduler.needs_noise(i) {
                 let mut n = Vec::with_capacity(b);
                 for j in 0..b {
-                    n.push(noise.step(j, i, shape)?);
+                    n.push(m.item.noise.step(j, i, m.shape)?);
                 }
                 Some(
                     Tensor::cat(&n, 0)?
@@ -488,48 +677,55 @@ impl DiffusionModel {
             } else {
                 None
             };
-            latents = scheduler.step(StepInput {
+            m.latents = m.scheduler.step(StepInput {
                 step: i,
                 model_output: &guided,
-                sample: &latents,
+                sample: &m.latents,
                 noise: step_noise.as_ref(),
             })?;
-            let due = req.preview_every > 0 && ((i + 1) % req.preview_every == 0 || i + 1 == total);
+            let every = m.item.request.preview_every;
+            let due = every > 0 && ((i + 1) % every == 0 || i + 1 == total);
             let previews = if due {
                 Some(
                     (0..b)
-                        .map(|j| latent_preview(&latents.get(j)?, self.info().family))
+                        .map(|j| latent_preview(&m.latents.get(j)?, self.info().family))
                         .collect::<Result<Vec<_>>>()?,
                 )
             } else {
                 None
             };
-            progress(&Progress {
+            (m.item.progress)(&Progress {
                 phase: Phase::Denoising,
                 step: i + 1,
                 total,
                 previews,
             });
         }
-        progress(&Progress {
+        Ok(())
+    }
+
+    /// Decodes one member's latents into its output.
+    fn finish(&self, m: Member<'_>, total: usize) -> Result<GenerateOutput> {
+        (m.item.progress)(&Progress {
             phase: Phase::Decoding,
             step: total,
             total,
             previews: None,
         });
-        let pixels = self.decode(&latents)?;
+        let b = m.r.batch_size;
+        let pixels = self.decode(&m.latents)?;
         let images = (0..b)
             .map(|j| RgbImage::from_tensor(&pixels.get(j)?))
             .collect::<Result<Vec<_>>>()?;
-        for w in &cond.warnings {
+        for w in &m.warnings {
             tracing::warn!("{w}");
         }
         Ok(GenerateOutput {
             images,
-            seeds: (0..b).map(|j| r.seed.wrapping_add(j as u64)).collect(),
-            latents,
-            warnings: cond.warnings,
-            request: r,
+            seeds: (0..b).map(|j| m.r.seed.wrapping_add(j as u64)).collect(),
+            latents: m.latents,
+            warnings: m.warnings,
+            request: m.r,
         })
     }
 
