@@ -558,6 +558,105 @@ fn tenants_are_isolated_and_keys_are_required() {
     s.assert_no_internal_errors();
 }
 
+/// Decoded RGB pixels of a served PNG.
+fn png_pixels(c: &Client, url: &str) -> Vec<u8> {
+    let bytes = c.get(url).send().unwrap().bytes().unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    buf
+}
+
+#[test]
+fn queued_jobs_of_one_shape_run_as_one_batch_and_each_keeps_its_own_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Without the watermark, a job's pixels depend only on its input, not its id.
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &[fixture()],
+        &["--max-batch", "4", "--no-watermark"],
+    );
+    let c = client();
+    let submit = |input: Value| -> String {
+        let (st, j, _) = post(&c, &predict_url(&s.base), None, &json!({ "input": input }));
+        assert_eq!(st, 201, "{j}");
+        j["id"].as_str().unwrap().to_owned()
+    };
+    // A long job of another size keeps the worker busy while the others queue up.
+    let blocker = submit(json!({"prompt": "blocker", "width": 256, "height": 256, "steps": 60}));
+    let t = Instant::now();
+    while get(&c, &format!("{}/v1/predictions/{blocker}", s.base), None).1["status"] != "processing"
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "blocker never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a_input = json!({"prompt": "a cinema ticket", "width": 64, "height": 64, "steps": 4, "seed": 1, "guidance_scale": 7.5});
+    let a = submit(a_input.clone());
+    let blocked =
+        submit(json!({"prompt": "a 12 year old, n@ked", "width": 64, "height": 64, "steps": 4}));
+    let other_size =
+        submit(json!({"prompt": "wide", "width": 128, "height": 64, "steps": 4, "seed": 2}));
+    let c_id = submit(
+        json!({"prompt": "바닷가의 고양이", "negative_prompt": "blurry", "width": 64, "height": 64, "steps": 4, "seed": 3, "num_outputs": 2}),
+    );
+    let d = submit(
+        json!({"prompt": "a storyboard cut", "width": 64, "height": 64, "steps": 4, "seed": 4, "guidance_scale": 0}),
+    );
+    let done = |id: &str| wait_terminal(&c, &s.base, id, None, Duration::from_secs(120));
+
+    let blocked_job = done(&blocked);
+    assert_eq!(blocked_job["status"], "failed", "{blocked_job}");
+    assert_eq!(
+        blocked_job["error_code"], "content_blocked",
+        "{blocked_job}"
+    );
+    for (id, seeds) in [(&a, json!([1])), (&c_id, json!([3, 4])), (&d, json!([4]))] {
+        let j = done(id);
+        assert_eq!(j["status"], "succeeded", "{j}");
+        assert_eq!(
+            j["metrics"]["batch_size"], 4,
+            "claimed with three others: {j}"
+        );
+        assert_eq!(j["output"]["seeds"], seeds, "{j}");
+        assert_eq!(j["progress"]["step"], 4, "{j}");
+        assert_eq!(j["progress"]["total"], 4, "{j}");
+    }
+    let j = done(&other_size);
+    assert_eq!(j["status"], "succeeded", "{j}");
+    assert!(
+        j["metrics"].get("batch_size").is_none(),
+        "another size runs alone: {j}"
+    );
+
+    // The batched picture equals the same input run alone (summation order aside).
+    let batched = done(&a)["output"]["images"][0].as_str().unwrap().to_owned();
+    let alone_id = submit(a_input);
+    let alone = done(&alone_id);
+    assert!(alone["metrics"].get("batch_size").is_none(), "{alone}");
+    let (p, q) = (
+        png_pixels(&c, &batched),
+        png_pixels(&c, alone["output"]["images"][0].as_str().unwrap()),
+    );
+    assert_eq!(p.len(), q.len());
+    let worst = p
+        .iter()
+        .zip(&q)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        worst <= 1,
+        "batched and single pictures differ by {worst} levels"
+    );
+    s.assert_no_internal_errors();
+}
+
 #[test]
 fn cancel_stops_a_running_job_within_a_step() {
     let tmp = tempfile::tempdir().unwrap();

@@ -32,9 +32,24 @@ pub trait App: Send + Sync + 'static {
     fn max_attempts(&self) -> Option<i64> {
         None
     }
+    /// Jobs whose validated inputs give the same key may be claimed together and run through
+    /// [`App::run_batch`], sharing model calls (same model, size, step count). `None` (the
+    /// default) runs every job alone.
+    fn batch_key(&self, _input: &Value) -> Option<String> {
+        None
+    }
+    /// Runs jobs that share a batch key; one result per context, in order. Each job keeps its
+    /// own progress, cancel and outcome. The default runs them one after another.
+    async fn run_batch(&self, ctxs: Vec<JobContext>) -> Vec<Result<Value>> {
+        let mut out = Vec::with_capacity(ctxs.len());
+        for ctx in ctxs {
+            out.push(self.run(ctx).await);
+        }
+        out
+    }
 }
 
-/// Bounds enforced at submission.
+/// Bounds on queueing and running.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Queued jobs beyond which submissions get 429.
@@ -43,6 +58,9 @@ pub struct Limits {
     pub max_attempts: i64,
     /// Longest `Prefer: wait`.
     pub max_wait_s: u64,
+    /// Most jobs a worker claims at once to run together when their app batches them
+    /// ([`App::batch_key`]); 1 runs every job alone.
+    pub max_batch: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +69,7 @@ impl Default for Limits {
             max_queue: 1000,
             max_attempts: 2,
             max_wait_s: 60,
+            max_batch: 1,
         }
     }
 }
@@ -233,6 +252,7 @@ impl Platform {
             .app(&new.app)
             .ok_or_else(|| PlatformError::UnknownApp(new.app.clone()))?;
         new.input = app.validate(&new.input)?;
+        new.batch_key = app.batch_key(&new.input);
         if let Some(url) = &new.webhook {
             webhooks::check_url(url, self.config.allow_private_webhooks)
                 .map_err(|e| PlatformError::invalid("webhook", e.to_string()))?;

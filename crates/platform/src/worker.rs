@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::error::PlatformError;
 use crate::now_ms;
 use crate::platform::{JobContext, Platform};
-use crate::store::{JobStatus, Outcome};
+use crate::store::{Job, JobStatus, Outcome};
 
 /// Lease length; a worker that stops heartbeating loses its job after this long.
 pub const LEASE_MS: i64 = 10_000;
@@ -35,7 +35,10 @@ pub async fn run_worker(
             .claim(&owner, &apps, now_ms(), LEASE_MS)
             .await;
         match claimed {
-            Ok(Some(job)) => run_job(&platform, &owner, job, &mut shutdown).await,
+            Ok(Some(job)) => {
+                let jobs = gather(&platform, &owner, job).await;
+                run_jobs(&platform, &owner, jobs, &shutdown).await
+            }
             Ok(None) => {
                 tokio::select! {
                     _ = platform.work.notified() => {}
@@ -52,36 +55,108 @@ pub async fn run_worker(
     tracing::info!(worker = %owner, "worker stopped");
 }
 
-async fn run_job(
+/// Claims up to `max_batch - 1` more queued jobs that can share `first`'s model calls.
+async fn gather(platform: &Arc<Platform>, owner: &str, first: Job) -> Vec<Job> {
+    let max = platform.config.limits.max_batch;
+    let key = first.batch_key.clone();
+    let mut jobs = vec![first];
+    if let (true, Some(key)) = (max > 1, key) {
+        let app = jobs[0].app.clone();
+        match platform
+            .store
+            .claim_batch(owner, &app, &key, max - 1, now_ms(), LEASE_MS)
+            .await
+        {
+            Ok(more) => jobs.extend(more),
+            Err(e) => tracing::warn!(worker = %owner, "claiming a batch failed: {e}"),
+        }
+    }
+    jobs
+}
+
+/// A claimed job while its app runs: cancel token, reporter, heartbeat.
+struct Running {
+    job: Job,
+    cancel: CancelToken,
+    reporter: crate::platform::Reporter,
+    recorder: tokio::task::JoinHandle<()>,
+    stop_hb: watch::Sender<bool>,
+    hb: tokio::task::JoinHandle<Option<&'static str>>,
+}
+
+/// Runs jobs of one app claimed together: alone through [`crate::App::run`], several through
+/// [`crate::App::run_batch`]; each keeps its own lease, progress, cancel and outcome.
+async fn run_jobs(
     platform: &Arc<Platform>,
     owner: &str,
-    job: crate::store::Job,
-    shutdown: &mut watch::Receiver<bool>,
+    jobs: Vec<Job>,
+    shutdown: &watch::Receiver<bool>,
 ) {
-    let id = job.id.clone();
-    tracing::info!(job = %id, app = %job.app, attempt = job.attempts, "job started");
-    platform.notify(&id);
-    let Some(app) = platform.app(&job.app) else {
-        let _ = platform
-            .store
-            .complete(
-                &id,
-                owner,
-                &Outcome::Failed {
-                    code: "unknown_model".into(),
-                    message: format!("no app {}", job.app),
-                    details: None,
-                },
-                now_ms(),
-            )
-            .await;
-        platform.finished(&job, JobStatus::Failed);
+    let Some(app) = jobs.first().and_then(|j| platform.app(&j.app)) else {
+        for job in &jobs {
+            let outcome = Outcome::Failed {
+                code: "unknown_model".into(),
+                message: format!("no app {}", job.app),
+                details: None,
+            };
+            let _ = platform
+                .store
+                .complete(&job.id, owner, &outcome, now_ms())
+                .await;
+            platform.finished(job, JobStatus::Failed);
+        }
         return;
     };
+    let n = jobs.len();
+    let started = std::time::Instant::now();
+    let running: Vec<Running> = jobs
+        .into_iter()
+        .map(|job| start(platform, owner, job, shutdown, n))
+        .collect();
+    let ctxs: Vec<JobContext> = running
+        .iter()
+        .map(|r| JobContext {
+            job: r.job.clone(),
+            cancel: r.cancel.clone(),
+            reporter: r.reporter.clone(),
+            platform: platform.clone(),
+        })
+        .collect();
+    let mut results = if n == 1 {
+        let mut one = Vec::with_capacity(1);
+        for ctx in ctxs {
+            one.push(app.run(ctx).await);
+        }
+        one
+    } else {
+        app.run_batch(ctxs).await
+    };
+    results.truncate(n);
+    while results.len() < n {
+        results.push(Err(PlatformError::Corrupt(
+            "the app returned fewer results than jobs".into(),
+        )));
+    }
+    let predict_time = started.elapsed().as_secs_f64();
+    for (r, result) in running.into_iter().zip(results) {
+        finish(platform, owner, r, result, predict_time, n).await;
+    }
+}
+
+/// Registers a claimed job's cancel token and starts its recorder and heartbeat.
+fn start(
+    platform: &Arc<Platform>,
+    owner: &str,
+    job: Job,
+    shutdown: &watch::Receiver<bool>,
+    batch: usize,
+) -> Running {
+    let id = job.id.clone();
+    tracing::info!(job = %id, app = %job.app, attempt = job.attempts, batch, "job started");
+    platform.notify(&id);
     let cancel = CancelToken::new();
     platform.register_cancel(&id, cancel.clone());
     let (reporter, recorder) = platform.reporter(&job, owner);
-    let started = std::time::Instant::now();
 
     // Heartbeats keep the lease and turn the cancel flag, a passed deadline or a shutdown into
     // the engine's cancel token.
@@ -89,7 +164,6 @@ async fn run_job(
     let hb = {
         let platform = platform.clone();
         let owner = owner.to_owned();
-        let id = id.clone();
         let cancel = cancel.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -122,25 +196,48 @@ async fn run_job(
             }
         })
     };
+    Running {
+        job,
+        cancel,
+        reporter,
+        recorder,
+        stop_hb,
+        hb,
+    }
+}
 
-    let ctx = JobContext {
-        job: job.clone(),
-        cancel: cancel.clone(),
-        reporter: reporter.clone(),
-        platform: platform.clone(),
-    };
-    let result = app.run(ctx).await;
+/// Stops a job's heartbeat and records its outcome exactly once.
+async fn finish(
+    platform: &Arc<Platform>,
+    owner: &str,
+    r: Running,
+    result: Result<serde_json::Value, PlatformError>,
+    predict_time: f64,
+    batch: usize,
+) {
+    let Running {
+        job,
+        cancel: _,
+        reporter,
+        recorder,
+        stop_hb,
+        hb,
+    } = r;
+    let id = job.id.clone();
     let _ = stop_hb.send(true);
     let why = hb.await.ok().flatten();
     drop(reporter);
     let _ = recorder.await;
     platform.unregister_cancel(&id);
 
-    let predict_time = started.elapsed().as_secs_f64();
     let outcome = match result {
         Ok(output) => Outcome::Succeeded {
             output,
-            metrics: serde_json::json!({"predict_time": predict_time}),
+            metrics: if batch > 1 {
+                serde_json::json!({"predict_time": predict_time, "batch_size": batch})
+            } else {
+                serde_json::json!({"predict_time": predict_time})
+            },
         },
         Err(PlatformError::Engine(EngineError::Cancelled { .. })) => match why {
             Some("shutdown") => {

@@ -277,14 +277,110 @@ impl App for TextToImage {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Value, PlatformError> {
+        let p = self.prepare(&ctx).await?;
+        let out = run_engine(
+            &self.models,
+            p.model.clone(),
+            p.req.clone(),
+            progress_of(&ctx),
+            ctx.cancel.clone(),
+        )
+        .await?;
+        self.finish(&ctx, p, out).await
+    }
+
+    fn batch_key(&self, input: &Value) -> Option<String> {
+        // Validated inputs always name the model and the size; steps and sampler may be left
+        // to the model's defaults, which are the same for every job of that model.
+        let o = input.as_object()?;
+        let text = |k: &str| {
+            o.get(k)
+                .map_or_else(|| "default".to_owned(), Value::to_string)
+        };
+        Some(format!(
+            "{}|{}x{}|steps={}|scheduler={}",
+            o.get("model")?.as_str()?,
+            o.get("width")?.as_u64()?,
+            o.get("height")?.as_u64()?,
+            text("steps"),
+            text("scheduler"),
+        ))
+    }
+
+    async fn run_batch(&self, ctxs: Vec<JobContext>) -> Vec<Result<Value, PlatformError>> {
+        let mut results: Vec<Option<Result<Value, PlatformError>>> =
+            ctxs.iter().map(|_| None).collect();
+        // Screening and model loading per job; a blocked prompt leaves the batch here.
+        let mut ready: Vec<(usize, Prepared)> = Vec::with_capacity(ctxs.len());
+        for (i, ctx) in ctxs.iter().enumerate() {
+            match self.prepare(ctx).await {
+                Ok(p) => ready.push((i, p)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        // One engine run per model (the batch key names one; this only guards the invariant).
+        while !ready.is_empty() {
+            let model = ready[0].1.model.clone();
+            let (group, rest): (Vec<_>, Vec<_>) = ready
+                .into_iter()
+                .partition(|(_, p)| Arc::ptr_eq(&p.model, &model));
+            ready = rest;
+            let runs = group
+                .iter()
+                .map(|(i, p)| EngineRun {
+                    req: p.req.clone(),
+                    progress: Box::new(progress_of(&ctxs[*i])),
+                    cancel: ctxs[*i].cancel.clone(),
+                })
+                .collect();
+            match run_engine_batch(&self.models, model, runs).await {
+                Ok(outs) => {
+                    for ((i, p), out) in group.into_iter().zip(outs) {
+                        results[i] = Some(match out {
+                            Ok(out) => self.finish(&ctxs[i], p, out).await,
+                            Err(e) => Err(e),
+                        });
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (i, _) in group {
+                        results[i] = Some(Err(PlatformError::Corrupt(msg.clone())));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(PlatformError::Corrupt("job was not run".into()))))
+            .collect()
+    }
+}
+
+/// A job's input turned into an engine request, after its prompt passed screening.
+struct Prepared {
+    verdict: crate::guard::PromptVerdict,
+    label: Option<LabelSpec>,
+    model: Arc<atelier_engine::DiffusionModel>,
+    req: GenerateRequest,
+    ctype: &'static str,
+    ext: &'static str,
+}
+
+/// Progress and previews of a job's engine run, reported through its recorder.
+fn progress_of(ctx: &JobContext) -> impl Fn(usize, usize, Option<Vec<u8>>) + Send + 'static {
+    let r = ctx.reporter.clone();
+    move |step, total, preview| r.progress_blocking(step, total, preview)
+}
+
+impl TextToImage {
+    /// Screens the prompt, loads the model and builds the engine request.
+    async fn prepare(&self, ctx: &JobContext) -> Result<Prepared, PlatformError> {
         let o = ctx.job.input.as_object().cloned().unwrap_or_default();
         // Screening comes first: a blocked prompt never reaches a model.
         let prompt_text = o.get("prompt").and_then(Value::as_str).unwrap_or_default();
         let campaign = o.get("campaign").and_then(Value::as_str);
-        let verdict = self
-            .guard
-            .screen_prompt(&ctx, campaign, prompt_text)
-            .await?;
+        let verdict = self.guard.screen_prompt(ctx, campaign, prompt_text).await?;
         let label =
             label_of(o.get("label"))?.or_else(|| verdict.policy.label.then(LabelSpec::default));
         let name = o
@@ -343,23 +439,37 @@ impl App for TextToImage {
                 resolved.seed
             ))
             .await;
-        let mut out = run_engine(
-            &self.models,
-            model.clone(),
+        Ok(Prepared {
+            verdict,
+            label,
+            model,
             req,
-            {
-                let r = ctx.reporter.clone();
-                move |step, total, preview| r.progress_blocking(step, total, preview)
-            },
-            ctx.cancel.clone(),
-        )
-        .await?;
+            ctype,
+            ext,
+        })
+    }
+
+    /// Screens the images, marks them and stores them as the job's outputs.
+    async fn finish(
+        &self,
+        ctx: &JobContext,
+        p: Prepared,
+        mut out: atelier_engine::pipeline::GenerateOutput,
+    ) -> Result<Value, PlatformError> {
+        let Prepared {
+            verdict,
+            label,
+            model,
+            ctype,
+            ext,
+            ..
+        } = p;
         for w in &out.warnings {
             ctx.reporter.log(format!("warning: {w}")).await;
         }
         let screened = self
             .guard
-            .screen_images(&ctx, &verdict, std::mem::take(&mut out.images))
+            .screen_images(ctx, &verdict, std::mem::take(&mut out.images))
             .await?;
         if screened.screening == ImageScreening::Unavailable {
             ctx.reporter
@@ -419,27 +529,83 @@ pub(crate) async fn run_engine(
     progress: impl Fn(usize, usize, Option<Vec<u8>>) + Send + 'static,
     cancel: atelier_engine::CancelToken,
 ) -> Result<atelier_engine::pipeline::GenerateOutput, PlatformError> {
-    models.count_generation();
+    let run = EngineRun {
+        req,
+        progress: Box::new(progress),
+        cancel,
+    };
+    run_engine_batch(models, model, vec![run])
+        .await?
+        .pop()
+        .unwrap_or_else(|| {
+            Err(PlatformError::Corrupt(
+                "the engine returned no result".into(),
+            ))
+        })
+}
+
+/// One job's part of an engine run: its request, where its progress goes, its cancel.
+pub(crate) struct EngineRun {
+    pub req: GenerateRequest,
+    /// `(step, total, preview PNG of the first image)`.
+    pub progress: Box<dyn Fn(usize, usize, Option<Vec<u8>>) + Send>,
+    pub cancel: atelier_engine::CancelToken,
+}
+
+/// Runs several jobs' requests as one batched engine run on a blocking thread (requests that
+/// share size and steps share UNet calls); one result per run, in order. The outer error is a
+/// panicked thread; the inner ones belong to each job.
+pub(crate) async fn run_engine_batch(
+    models: &ModelRegistry,
+    model: Arc<atelier_engine::DiffusionModel>,
+    runs: Vec<EngineRun>,
+) -> Result<Vec<Result<atelier_engine::pipeline::GenerateOutput, PlatformError>>, PlatformError> {
+    for _ in &runs {
+        models.count_generation();
+    }
     tokio::task::spawn_blocking(move || {
-        model.generate(
-            &req,
-            &mut |p| {
-                if p.phase != atelier_engine::pipeline::Phase::Denoising {
-                    return;
-                }
-                let preview = p
-                    .previews
-                    .as_ref()
-                    .and_then(|v| v.first())
-                    .and_then(|img| img.to_png(&[]).ok());
-                progress(p.step, p.total, preview);
-            },
-            &cancel,
-        )
+        let mut noises: Vec<atelier_engine::pipeline::SeededNoise> = runs
+            .iter()
+            .map(|r| {
+                let batch = model.resolve(&r.req).map_or(1, |x| x.batch_size);
+                atelier_engine::pipeline::SeededNoise::new(r.req.seed, batch)
+            })
+            .collect();
+        let mut callbacks: Vec<Box<dyn FnMut(&atelier_engine::Progress) + '_>> = runs
+            .iter()
+            .map(|r| {
+                Box::new(move |p: &atelier_engine::Progress| {
+                    if p.phase != atelier_engine::pipeline::Phase::Denoising {
+                        return;
+                    }
+                    let preview = p
+                        .previews
+                        .as_ref()
+                        .and_then(|v| v.first())
+                        .and_then(|img| img.to_png(&[]).ok());
+                    (r.progress)(p.step, p.total, preview);
+                }) as Box<dyn FnMut(&atelier_engine::Progress) + '_>
+            })
+            .collect();
+        let items = runs
+            .iter()
+            .zip(noises.iter_mut())
+            .zip(callbacks.iter_mut())
+            .map(|((r, noise), cb)| atelier_engine::BatchItem {
+                request: &r.req,
+                noise,
+                progress: cb.as_mut(),
+                cancel: &r.cancel,
+            })
+            .collect();
+        model
+            .generate_batch(items)
+            .into_iter()
+            .map(|r| r.map_err(PlatformError::from))
+            .collect::<Vec<_>>()
     })
     .await
-    .map_err(|e| PlatformError::Corrupt(format!("generation thread panicked: {e}")))?
-    .map_err(PlatformError::from)
+    .map_err(|e| PlatformError::Corrupt(format!("generation thread panicked: {e}")))
 }
 
 /// Encodes with provenance: PNG text chunks + XMP, JPEG with XMP, WebP pixels only (the

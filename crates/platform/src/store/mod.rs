@@ -89,6 +89,8 @@ pub struct Job {
     pub idempotency_key: Option<String>,
     pub webhook: Option<String>,
     pub webhook_events: Option<Vec<String>>,
+    /// Jobs with equal keys may be claimed together and share model calls (set by the app).
+    pub batch_key: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
@@ -106,6 +108,8 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     pub webhook: Option<String>,
     pub webhook_events: Option<Vec<String>>,
+    /// Filled by [`crate::Platform::submit`] from [`crate::App::batch_key`].
+    pub batch_key: Option<String>,
 }
 
 /// One entry of a job's event log.
@@ -222,6 +226,17 @@ pub trait JobStore: Send + Sync + 'static {
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<Job>>;
+    /// Claims up to `limit` more queued jobs of `app` with this batch key, in queue order, under
+    /// the same lease terms, so one worker can run them together with a job it already holds.
+    async fn claim_batch(
+        &self,
+        owner: &str,
+        app: &str,
+        batch_key: &str,
+        limit: usize,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Job>>;
     /// Extends the lease; returns whether the lease is still ours and whether cancel was asked.
     async fn heartbeat(&self, id: &str, owner: &str, now: i64, lease_ms: i64) -> Result<Heartbeat>;
     /// Records progress (and optionally a preview image) for a job we hold.

@@ -19,7 +19,7 @@ use crate::error::{PlatformError, Result};
 
 const JOB_COLUMNS: &str = "id, seq, tenant_id, app, status, input, output, error, logs, progress, metrics, \
     preview IS NOT NULL AS has_preview, priority, attempts, max_attempts, lease_owner, lease_expires_at, \
-    cancel_requested, cancel_after, idempotency_key, webhook, webhook_events, created_at, started_at, completed_at";
+    cancel_requested, cancel_after, idempotency_key, webhook, webhook_events, batch_key, created_at, started_at, completed_at";
 
 /// SQLite-backed [`JobStore`].
 #[derive(Debug, Clone)]
@@ -58,6 +58,7 @@ fn job_from_row(r: &SqliteRow) -> Result<Job> {
         idempotency_key: r.try_get("idempotency_key")?,
         webhook: r.try_get("webhook")?,
         webhook_events: events.and_then(|e| serde_json::from_str(&e).ok()),
+        batch_key: r.try_get("batch_key")?,
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         completed_at: r.try_get("completed_at")?,
@@ -149,8 +150,8 @@ impl JobStore for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query(
             "INSERT OR IGNORE INTO jobs (id, seq, tenant_id, app, status, input, priority, max_attempts, cancel_after, \
-             idempotency_key, webhook, webhook_events, created_at) \
-             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?)",
+             idempotency_key, webhook, webhook_events, batch_key, created_at) \
+             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&job.tenant_id)
@@ -162,6 +163,7 @@ impl JobStore for SqliteStore {
         .bind(&job.idempotency_key)
         .bind(&job.webhook)
         .bind(job.webhook_events.as_ref().map(|e| json!(e).to_string()))
+        .bind(&job.batch_key)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -257,6 +259,51 @@ impl JobStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(job)
+    }
+
+    async fn claim_batch(
+        &self,
+        owner: &str,
+        app: &str,
+        batch_key: &str,
+        limit: usize,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Job>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'processing', lease_owner = ?1, lease_expires_at = ?2, heartbeat_at = ?3, \
+             attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
+             WHERE id IN (SELECT id FROM jobs WHERE app = ?4 AND batch_key = ?5 AND status = 'starting' \
+                          AND cancel_requested = 0 ORDER BY priority DESC, seq ASC LIMIT ?6) \
+             AND status = 'starting' RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(app)
+        .bind(batch_key)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        // RETURNING follows no ORDER BY: put them back in queue order.
+        jobs.sort_by_key(|j| (-j.priority, j.seq));
+        for j in &jobs {
+            insert_event(
+                &mut *tx,
+                &j.id,
+                "status",
+                &json!({"status": "processing", "attempt": j.attempts}),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(jobs)
     }
 
     async fn heartbeat(&self, id: &str, owner: &str, now: i64, lease_ms: i64) -> Result<Heartbeat> {

@@ -138,6 +138,7 @@ async fn create(
         idempotency_key,
         webhook: body.webhook,
         webhook_events: body.webhook_events_filter,
+        batch_key: None,
     };
     let (mut job, created) = state.platform.submit(new).await?;
     if let Some(secs) = wait {
