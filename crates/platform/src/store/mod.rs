@@ -4,6 +4,8 @@
 //! state transition that must not race (claiming, completing, cancelling) is a single
 //! conditional statement in the backend.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
+use super::rows::{outcome_columns, parse_json};
 use super::{
     AuditEntry, Event, FileRecord, Heartbeat, Job, JobPage, JobStatus, JobStore, ListQuery, NewJob,
     Outcome, Recovered, Tenant,
@@ -27,66 +28,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-fn parse_json(s: Option<String>) -> Option<Value> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-}
-
-fn job_from_row(r: &SqliteRow) -> Result<Job> {
-    let status: String = r.try_get("status")?;
-    let events: Option<String> = r.try_get("webhook_events")?;
-    Ok(Job {
-        id: r.try_get("id")?,
-        seq: r.try_get("seq")?,
-        tenant_id: r.try_get("tenant_id")?,
-        app: r.try_get("app")?,
-        status: JobStatus::parse(&status)
-            .ok_or_else(|| PlatformError::Corrupt(format!("job status {status:?}")))?,
-        input: parse_json(r.try_get("input")?).unwrap_or(Value::Null),
-        output: parse_json(r.try_get("output")?),
-        error: parse_json(r.try_get("error")?),
-        logs: r.try_get("logs")?,
-        progress: parse_json(r.try_get("progress")?),
-        metrics: parse_json(r.try_get("metrics")?),
-        has_preview: r.try_get::<bool, _>("has_preview")?,
-        priority: r.try_get("priority")?,
-        attempts: r.try_get("attempts")?,
-        max_attempts: r.try_get("max_attempts")?,
-        lease_owner: r.try_get("lease_owner")?,
-        lease_expires_at: r.try_get("lease_expires_at")?,
-        cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
-        cancel_after: r.try_get("cancel_after")?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        webhook: r.try_get("webhook")?,
-        webhook_events: events.and_then(|e| serde_json::from_str(&e).ok()),
-        batch_key: r.try_get("batch_key")?,
-        created_at: r.try_get("created_at")?,
-        started_at: r.try_get("started_at")?,
-        completed_at: r.try_get("completed_at")?,
-    })
-}
-
-fn event_from_row(r: &SqliteRow) -> Result<Event> {
-    Ok(Event {
-        id: r.try_get("id")?,
-        job_id: r.try_get("job_id")?,
-        kind: r.try_get("kind")?,
-        data: parse_json(r.try_get("data")?).unwrap_or(Value::Null),
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn file_from_row(r: &SqliteRow) -> Result<FileRecord> {
-    Ok(FileRecord {
-        id: r.try_get("id")?,
-        tenant_id: r.try_get("tenant_id")?,
-        job_id: r.try_get("job_id")?,
-        content_type: r.try_get("content_type")?,
-        size: r.try_get("size")?,
-        sha256: r.try_get("sha256")?,
-        storage_key: r.try_get("storage_key")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
+super::rows::row_mappers!(SqliteRow);
 
 async fn insert_event<'e, E: sqlx::SqliteExecutor<'e>>(
     ex: E,
@@ -367,34 +309,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn complete(&self, id: &str, owner: &str, outcome: &Outcome, now: i64) -> Result<bool> {
-        let (status, output, error, metrics) = match outcome {
-            Outcome::Succeeded { output, metrics } => (
-                "succeeded",
-                Some(output.clone()),
-                None,
-                Some(metrics.clone()),
-            ),
-            Outcome::Failed {
-                code,
-                message,
-                details,
-            } => {
-                let mut e = json!({"code": code, "message": message});
-                if let (Some(Value::Object(d)), Some(o)) = (details, e.as_object_mut()) {
-                    for (k, v) in d {
-                        o.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                }
-                ("failed", None, Some(e), None)
-            }
-            Outcome::Canceled => ("canceled", None, None, None),
-            Outcome::Aborted { message } => (
-                "aborted",
-                None,
-                Some(json!({"code": "aborted", "message": message})),
-                None,
-            ),
-        };
+        let (status, output, error, metrics) = outcome_columns(outcome);
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query(
             "UPDATE jobs SET status = ?, output = ?, error = ?, metrics = COALESCE(?, metrics), completed_at = ?, \
@@ -764,20 +679,6 @@ impl JobStore for SqliteStore {
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail")?;
-                Ok(AuditEntry {
-                    id: r.try_get("id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    job_id: r.try_get("job_id")?,
-                    action: r.try_get("action")?,
-                    category: r.try_get("category")?,
-                    detail: serde_json::from_str(&detail)
-                        .map_err(|e| PlatformError::Corrupt(format!("audit detail: {e}")))?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from_row).collect()
     }
 }
