@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use crate::artifacts::LocalArtifacts;
 use crate::error::{PlatformError, Result};
 use crate::links::LinkSigner;
-use crate::store::{FileRecord, Job, JobStatus, JobStore, NewJob};
+use crate::store::{Change, FileRecord, Job, JobStatus, JobStore, NewJob};
 use crate::{now_ms, webhooks, FILE_REF};
 
 /// An application that runs as jobs (`atelier/text-to-image`, …).
@@ -239,6 +239,30 @@ impl Platform {
     /// Subscribes to "this job has new events" notifications.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.bus.subscribe()
+    }
+
+    /// Follows the changes other processes make to a shared store: their jobs' events reach
+    /// this node's streams and waiters, and work they queue wakes this node's workers. Does
+    /// nothing on a store that only this process writes.
+    pub async fn follow_store(self: &Arc<Self>) -> Result<()> {
+        let Some(mut rx) = self.store.changes().await? else {
+            return Ok(());
+        };
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(change) = rx.recv().await {
+                let Some(p) = weak.upgrade() else { return };
+                match change {
+                    Change::Events(id) => p.notify(&id),
+                    Change::Queued(app) if p.apps.contains_key(&app) => {
+                        p.work.notify_waiters();
+                        p.work.notify_one();
+                    }
+                    Change::Queued(_) => {}
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Announces new events of a job to streams, waiters and webhooks.

@@ -591,3 +591,71 @@ async fn schemas_have_the_same_shape() {
     pb.close().await;
     sb.close().await;
 }
+
+/// A second node on the same PostgreSQL database hears, as they commit, the events and queued
+/// work that the first one writes; a platform following the store passes them to its streams.
+#[tokio::test]
+async fn postgres_nodes_hear_each_others_changes() {
+    use atelier_platform::store::Change;
+    use atelier_platform::{Platform, PlatformConfig};
+    let Some((b, writer)) = postgres().await else {
+        return;
+    };
+    let Cleanup::Postgres { url, schema } = &b.cleanup else {
+        unreachable!()
+    };
+    let opts: PgConnectOptions = url.parse().unwrap();
+    let reader = PgStore::connect_with(opts.options([("search_path", schema.as_str())]))
+        .await
+        .unwrap();
+    let mut changes = reader
+        .changes()
+        .await
+        .unwrap()
+        .expect("PostgreSQL has a feed");
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::new(
+        Arc::new(reader.clone()),
+        atelier_platform::artifacts::LocalArtifacts::new(dir.path().join("a")).unwrap(),
+        atelier_platform::links::LinkSigner::new(b"test"),
+        PlatformConfig::default(),
+        Vec::new(),
+    );
+    let mut bus = platform.subscribe();
+    platform.follow_store().await.unwrap();
+
+    let j = writer.create_job(job("t", "x/y"), T0).await.unwrap().0;
+    let mut got = vec![
+        next_change(&mut changes).await,
+        next_change(&mut changes).await,
+    ];
+    got.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        got,
+        vec![Change::Events(j.id.clone()), Change::Queued("x/y".into())]
+    );
+    writer.append_log(&j.id, "hello", T0).await.unwrap();
+    assert_eq!(
+        next_change(&mut changes).await,
+        Change::Events(j.id.clone())
+    );
+    // The platform saw both commits on its bus.
+    for _ in 0..2 {
+        let id = tokio::time::timeout(std::time::Duration::from_secs(10), bus.recv())
+            .await
+            .expect("bus within 10 s")
+            .unwrap();
+        assert_eq!(id, j.id);
+    }
+    drop(platform);
+    b.close().await;
+}
+
+async fn next_change(
+    c: &mut tokio::sync::mpsc::Receiver<atelier_platform::store::Change>,
+) -> atelier_platform::store::Change {
+    tokio::time::timeout(std::time::Duration::from_secs(10), c.recv())
+        .await
+        .expect("a change within 10 s")
+        .expect("feed open")
+}

@@ -546,6 +546,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         tracing::warn!("no API keys exist and the bind is not loopback: every request will be refused until you run `atelier keys create --tenant NAME`");
     }
 
+    // A shared store's changes from other processes reach this node (no-op on SQLite).
+    platform.follow_store().await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(atelier_platform::worker::run_reaper(

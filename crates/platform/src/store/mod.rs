@@ -207,9 +207,24 @@ pub struct Recovered {
     pub failed: Vec<String>,
 }
 
+/// A change another process made to a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// This job's event log grew.
+    Events(String),
+    /// A job of this app was queued (or requeued).
+    Queued(String),
+}
+
 /// Storage of everything the platform persists.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
+    /// Changes made by any process on this store, as they commit, for stores that several
+    /// processes share; `None` for a store only this process writes (SQLite), where the
+    /// platform's in-process notifications already say everything.
+    async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        Ok(None)
+    }
     /// Inserts a job, or returns the existing one with the same tenant and idempotency key
     /// (`true` when newly created).
     async fn create_job(&self, job: NewJob, now: i64) -> Result<(Job, bool)>;

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
+use tokio::sync::mpsc;
 
 use super::rows::{outcome_columns, parse_json};
 use super::{
-    AuditEntry, Event, FileRecord, Heartbeat, Job, JobPage, JobStatus, JobStore, ListQuery, NewJob,
-    Outcome, Recovered, Tenant,
+    AuditEntry, Change, Event, FileRecord, Heartbeat, Job, JobPage, JobStatus, JobStore, ListQuery,
+    NewJob, Outcome, Recovered, Tenant,
 };
 use crate::error::{PlatformError, Result};
 
@@ -87,6 +88,42 @@ impl PgStore {
 
 #[async_trait]
 impl JobStore for PgStore {
+    async fn changes(&self) -> Result<Option<mpsc::Receiver<Change>>> {
+        // The triggers name channels after the tables' schema (migration 0004).
+        let schema: String = sqlx::query_scalar("SELECT current_schema()::TEXT")
+            .fetch_one(&self.pool)
+            .await?;
+        let (events, queued) = (format!("{schema}.events"), format!("{schema}.queued"));
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener
+            .listen_all([events.as_str(), queued.as_str()])
+            .await?;
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                // `recv` reconnects (and re-listens) after a lost connection; notifications
+                // sent meanwhile are lost, which readers tolerate: they re-read the log.
+                let n = match listener.recv().await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!("PostgreSQL notifications: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let change = if n.channel() == events {
+                    Change::Events(n.payload().to_owned())
+                } else {
+                    Change::Queued(n.payload().to_owned())
+                };
+                if tx.send(change).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
     async fn create_job(&self, job: NewJob, now: i64) -> Result<(Job, bool)> {
         let id = crate::new_id();
         let mut tx = self.pool.begin().await?;
