@@ -56,7 +56,8 @@ def measure(args, max_batch, concurrency):
     log = open(os.path.join(data, "server.log"), "w")
     server = subprocess.Popen(
         [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--data", data, "--models", args.weights,
-         "--max-batch", str(max_batch), "--no-watermark", "--max-queue", "100000"],
+         "--max-batch", str(max_batch), "--batch-wait-ms", str(args.batch_wait_ms if max_batch > 1 else 0),
+         "--no-watermark", "--max-queue", "100000"],
         stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(600):
@@ -115,10 +116,12 @@ def main():
     p.add_argument("--guidance", type=float, default=0.0)
     p.add_argument("--images", type=int, default=8, help="timed jobs per configuration")
     p.add_argument("--configs", default="1x1,1x4,4x4", help="MAXBATCHxCONCURRENCY, comma separated")
+    p.add_argument("--batch-wait-ms", type=int, default=0, help="passed to serve for rows with max batch > 1")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args()
     rows = []
-    print(f"{args.size}x{args.size}, {args.steps} step(s), guidance {args.guidance}, {args.images} timed jobs per row")
+    print(f"{args.size}x{args.size}, {args.steps} step(s), guidance {args.guidance}, {args.images} timed jobs per row, "
+          f"batch wait {args.batch_wait_ms} ms")
     print("| max batch | concurrent requests | images/min | p50 latency s | max latency s | mean batch formed |")
     print("|---:|---:|---:|---:|---:|---:|")
     for cfg in args.configs.split(","):

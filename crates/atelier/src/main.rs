@@ -200,6 +200,10 @@ struct ServeArgs {
     /// throughput; 4 on gpus).
     #[arg(long, env = "ATELIER_MAX_BATCH", value_parser = clap::value_parser!(u16).range(1..=16))]
     max_batch: Option<u16>,
+    /// With --max-batch above 1: milliseconds a worker holding a job waits for more of the same
+    /// shape to arrive before it starts the batch (at most 2000).
+    #[arg(long, default_value_t = 0, env = "ATELIER_BATCH_WAIT_MS", value_parser = clap::value_parser!(u64).range(0..=2000))]
+    batch_wait_ms: u64,
     /// Models kept in memory at once.
     #[arg(long, default_value_t = 2)]
     max_loaded_models: usize,
@@ -465,6 +469,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
             max_queue: a.max_queue,
             max_attempts: a.max_attempts.max(1),
             max_batch,
+            batch_wait: std::time::Duration::from_millis(a.batch_wait_ms),
             ..Default::default()
         },
         max_loaded_models: a.max_loaded_models,

@@ -658,6 +658,32 @@ fn queued_jobs_of_one_shape_run_as_one_batch_and_each_keeps_its_own_result() {
 }
 
 #[test]
+fn with_a_batch_wait_jobs_arriving_a_moment_apart_share_a_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &[fixture()],
+        &["--max-batch", "3", "--batch-wait-ms", "2000"],
+    );
+    let c = client();
+    // The idle worker claims the first job at once, then waits for two more of its shape.
+    let ids: Vec<String> = (0..3)
+        .map(|seed| {
+            let body = json!({"input": {"prompt": "a ticket", "width": 64, "height": 64, "steps": 2, "seed": seed}});
+            let (st, j, _) = post(&c, &predict_url(&s.base), None, &body);
+            assert_eq!(st, 201, "{j}");
+            j["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for id in &ids {
+        let j = wait_terminal(&c, &s.base, id, None, Duration::from_secs(60));
+        assert_eq!(j["status"], "succeeded", "{j}");
+        assert_eq!(j["metrics"]["batch_size"], 3, "{j}");
+    }
+    s.assert_no_internal_errors();
+}
+
+#[test]
 fn cancel_stops_a_running_job_within_a_step() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), &[fixture()], &[]);

@@ -61,6 +61,9 @@ pub struct Limits {
     /// Most jobs a worker claims at once to run together when their app batches them
     /// ([`App::batch_key`]); 1 runs every job alone.
     pub max_batch: usize,
+    /// How long a worker holding a batchable job waits for more to fill the batch (at most
+    /// [`crate::worker::MAX_BATCH_WAIT`]); zero takes only what is already queued.
+    pub batch_wait: Duration,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             max_attempts: 2,
             max_wait_s: 60,
             max_batch: 1,
+            batch_wait: Duration::ZERO,
         }
     }
 }

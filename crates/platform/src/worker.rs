@@ -16,6 +16,8 @@ use crate::store::{Job, JobStatus, Outcome};
 pub const LEASE_MS: i64 = 10_000;
 /// Heartbeat (and cancel-flag poll) interval.
 pub const HEARTBEAT: Duration = Duration::from_millis(1000);
+/// Longest wait for more jobs to fill a batch; the first job's lease has no heartbeat yet.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs one worker until `shutdown` turns true. On shutdown the running job is cancelled and
 /// put back in the queue without spending an attempt.
@@ -55,23 +57,48 @@ pub async fn run_worker(
     tracing::info!(worker = %owner, "worker stopped");
 }
 
-/// Claims up to `max_batch - 1` more queued jobs that can share `first`'s model calls.
+/// Claims up to `max_batch - 1` more queued jobs that can share `first`'s model calls. With a
+/// batch wait, keeps claiming jobs as they arrive until the batch is full or the wait is over,
+/// so requests that land a moment apart still share a batch.
 async fn gather(platform: &Arc<Platform>, owner: &str, first: Job) -> Vec<Job> {
-    let max = platform.config.limits.max_batch;
+    let limits = &platform.config.limits;
+    let max = limits.max_batch;
     let key = first.batch_key.clone();
     let mut jobs = vec![first];
-    if let (true, Some(key)) = (max > 1, key) {
-        let app = jobs[0].app.clone();
+    let (true, Some(key)) = (max > 1, key) else {
+        return jobs;
+    };
+    let app = jobs[0].app.clone();
+    let deadline = tokio::time::Instant::now() + limits.batch_wait.min(MAX_BATCH_WAIT);
+    loop {
+        // Registered before claiming, so a job queued in between still wakes us.
+        let queued = platform.work.notified();
         match platform
             .store
-            .claim_batch(owner, &app, &key, max - 1, now_ms(), LEASE_MS)
+            .claim_batch(owner, &app, &key, max - jobs.len(), now_ms(), LEASE_MS)
             .await
         {
             Ok(more) => jobs.extend(more),
-            Err(e) => tracing::warn!(worker = %owner, "claiming a batch failed: {e}"),
+            Err(e) => {
+                tracing::warn!(worker = %owner, "claiming a batch failed: {e}");
+                return jobs;
+            }
+        }
+        if jobs.len() >= max || tokio::time::Instant::now() >= deadline {
+            return jobs;
+        }
+        if tokio::time::timeout_at(deadline, queued).await.is_err() {
+            // One last look: a job may have been queued just as the wait ended.
+            if let Ok(more) = platform
+                .store
+                .claim_batch(owner, &app, &key, max - jobs.len(), now_ms(), LEASE_MS)
+                .await
+            {
+                jobs.extend(more);
+            }
+            return jobs;
         }
     }
-    jobs
 }
 
 /// A claimed job while its app runs: cancel token, reporter, heartbeat.
