@@ -15,6 +15,9 @@ use crate::links::LinkSigner;
 use crate::store::{Change, FileRecord, Job, JobStatus, JobStore, NewJob};
 use crate::{now_ms, webhooks, FILE_REF};
 
+/// How often a waiter re-reads a job even without a notification.
+const REREAD: Duration = Duration::from_secs(5);
+
 /// An application that runs as jobs (`atelier/text-to-image`, …).
 #[async_trait]
 pub trait App: Send + Sync + 'static {
@@ -353,8 +356,12 @@ impl Platform {
                 _ => return Ok(job),
             }
             loop {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Err(_) => return self.store.get_job(tenant_id, id).await,
+                // Re-read every few seconds too: a notification from another process can be
+                // lost while a shared store's feed reconnects.
+                let until = deadline.min(tokio::time::Instant::now() + REREAD);
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Err(_) if until >= deadline => return self.store.get_job(tenant_id, id).await,
+                    Err(_) => break,
                     Ok(Ok(jid)) if jid != id => continue,
                     Ok(_) => break,
                 }
