@@ -52,6 +52,21 @@ async fn insert_event<'e, E: sqlx::PgExecutor<'e>>(
     event_from_row(&row)
 }
 
+/// The `processing` status event of each job just claimed, in the claim's transaction.
+async fn claimed_events(tx: &mut sqlx::PgConnection, jobs: &[Job], now: i64) -> Result<()> {
+    for j in jobs {
+        insert_event(
+            &mut *tx,
+            &j.id,
+            "status",
+            &json!({"status": "processing", "attempt": j.attempts}),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and runs migrations.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -226,16 +241,7 @@ impl JobStore for PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let job = row.as_ref().map(job_from_row).transpose()?;
-        if let Some(j) = &job {
-            insert_event(
-                &mut *tx,
-                &j.id,
-                "status",
-                &json!({"status": "processing", "attempt": j.attempts}),
-                now,
-            )
-            .await?;
-        }
+        claimed_events(&mut tx, job.as_slice(), now).await?;
         tx.commit().await?;
         Ok(job)
     }
@@ -273,16 +279,7 @@ impl JobStore for PgStore {
         // The picked rows are materialised once (a plain `IN (… LIMIT n)` may be re-evaluated
         // and take more than n); RETURNING follows no ORDER BY: put them back in queue order.
         jobs.sort_by_key(|j| (-j.priority, j.seq));
-        for j in &jobs {
-            insert_event(
-                &mut *tx,
-                &j.id,
-                "status",
-                &json!({"status": "processing", "attempt": j.attempts}),
-                now,
-            )
-            .await?;
-        }
+        claimed_events(&mut tx, &jobs, now).await?;
         tx.commit().await?;
         Ok(jobs)
     }

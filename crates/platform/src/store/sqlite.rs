@@ -50,6 +50,21 @@ async fn insert_event<'e, E: sqlx::SqliteExecutor<'e>>(
     event_from_row(&row)
 }
 
+/// The `processing` status event of each job just claimed, in the claim's transaction.
+async fn claimed_events(tx: &mut sqlx::SqliteConnection, jobs: &[Job], now: i64) -> Result<()> {
+    for j in jobs {
+        insert_event(
+            &mut *tx,
+            &j.id,
+            "status",
+            &json!({"status": "processing", "attempt": j.attempts}),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and runs migrations.
     pub async fn open(path: &Path) -> Result<Self> {
@@ -189,16 +204,7 @@ impl JobStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         let job = row.as_ref().map(job_from_row).transpose()?;
-        if let Some(j) = &job {
-            insert_event(
-                &mut *tx,
-                &j.id,
-                "status",
-                &json!({"status": "processing", "attempt": j.attempts}),
-                now,
-            )
-            .await?;
-        }
+        claimed_events(&mut tx, job.as_slice(), now).await?;
         tx.commit().await?;
         Ok(job)
     }
@@ -234,16 +240,7 @@ impl JobStore for SqliteStore {
         let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
         // RETURNING follows no ORDER BY: put them back in queue order.
         jobs.sort_by_key(|j| (-j.priority, j.seq));
-        for j in &jobs {
-            insert_event(
-                &mut *tx,
-                &j.id,
-                "status",
-                &json!({"status": "processing", "attempt": j.attempts}),
-                now,
-            )
-            .await?;
-        }
+        claimed_events(&mut tx, &jobs, now).await?;
         tx.commit().await?;
         Ok(jobs)
     }
