@@ -628,18 +628,18 @@ impl DiffusionModel {
         let x = cat_rows(&inputs.iter().collect::<Vec<_>>())?;
         let t = cat_rows(&ts.iter().collect::<Vec<_>>())?;
         let context = cat_rows(&active.iter().map(|m| &m.context).collect::<Vec<_>>())?;
-        let added = if active.iter().all(|m| m.added.is_some()) && active[0].added.is_some() {
-            let texts: Vec<&Tensor> = active
-                .iter()
-                .filter_map(|m| m.added.as_ref().map(|a| &a.0))
-                .collect();
-            let ids: Vec<&Tensor> = active
-                .iter()
-                .filter_map(|m| m.added.as_ref().map(|a| &a.1))
-                .collect();
-            Some((cat_rows(&texts)?, cat_rows(&ids)?))
-        } else {
-            None
+        // One model, so either every member has SDXL's added conditioning or none has.
+        let added = match active
+            .iter()
+            .map(|m| m.added.as_ref())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(parts) => {
+                let texts: Vec<&Tensor> = parts.iter().map(|a| &a.0).collect();
+                let ids: Vec<&Tensor> = parts.iter().map(|a| &a.1).collect();
+                Some((cat_rows(&texts)?, cat_rows(&ids)?))
+            }
+            None => None,
         };
         let added_cond = added.as_ref().map(|(text, ids)| AddedCond {
             text_embeds: text,

@@ -149,14 +149,9 @@ async fn run_jobs(
             platform: platform.clone(),
         })
         .collect();
-    let mut results = if n == 1 {
-        let mut one = Vec::with_capacity(1);
-        for ctx in ctxs {
-            one.push(app.run(ctx).await);
-        }
-        one
-    } else {
-        app.run_batch(ctxs).await
+    let mut results = match <[JobContext; 1]>::try_from(ctxs) {
+        Ok([ctx]) => vec![app.run(ctx).await],
+        Err(ctxs) => app.run_batch(ctxs).await,
     };
     results.truncate(n);
     while results.len() < n {

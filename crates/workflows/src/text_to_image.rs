@@ -277,16 +277,11 @@ impl App for TextToImage {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Value, PlatformError> {
-        let p = self.prepare(&ctx).await?;
-        let out = run_engine(
-            &self.models,
-            p.model.clone(),
-            p.req.clone(),
-            progress_of(&ctx),
-            ctx.cancel.clone(),
-        )
-        .await?;
-        self.finish(&ctx, p, out).await
+        // One job is a batch of one: the same screening, engine run and marking.
+        self.run_batch(vec![ctx])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(PlatformError::Corrupt("job was not run".into())))
     }
 
     fn batch_key(&self, input: &Value) -> Option<String> {
@@ -566,9 +561,12 @@ pub(crate) async fn run_engine_batch(
     tokio::task::spawn_blocking(move || {
         let mut noises: Vec<atelier_engine::pipeline::SeededNoise> = runs
             .iter()
+            // `resolve` defaults the image count to 1 as well; an invalid request fails there.
             .map(|r| {
-                let batch = model.resolve(&r.req).map_or(1, |x| x.batch_size);
-                atelier_engine::pipeline::SeededNoise::new(r.req.seed, batch)
+                atelier_engine::pipeline::SeededNoise::new(
+                    r.req.seed,
+                    r.req.batch_size.unwrap_or(1),
+                )
             })
             .collect();
         let mut callbacks: Vec<Box<dyn FnMut(&atelier_engine::Progress) + '_>> = runs
