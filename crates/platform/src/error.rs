@@ -16,6 +16,9 @@ pub enum PlatformError {
         #[source]
         source: std::io::Error,
     },
+    /// The object store (a bucket, or the local folder) failed.
+    #[error("object store {key}: {message}")]
+    Objects { key: String, message: String },
     /// Stored data does not parse (a bug or a hand-edited database).
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -9,7 +9,7 @@ use atelier_engine::CancelToken;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Notify};
 
-use crate::artifacts::LocalArtifacts;
+use crate::artifacts::Artifacts;
 use crate::error::{PlatformError, Result};
 use crate::links::LinkSigner;
 use crate::store::{Change, FileRecord, Job, JobStatus, JobStore, NewJob};
@@ -39,6 +39,11 @@ pub trait App: Send + Sync + 'static {
     /// [`App::run_batch`], sharing model calls (same model, size, step count). `None` (the
     /// default) runs every job alone.
     fn batch_key(&self, _input: &Value) -> Option<String> {
+        None
+    }
+    /// The model a validated input needs, so only workers that can load it claim the job
+    /// (`None`, the default: any worker).
+    fn model(&self, _input: &Value) -> Option<String> {
         None
     }
     /// Runs jobs that share a batch key; one result per context, in order. Each job keeps its
@@ -146,7 +151,10 @@ impl JobContext {
             .artifacts
             .put(
                 &self.job.tenant_id,
-                Some(&self.job.id),
+                Some(crate::artifacts::Owner {
+                    job_id: &self.job.id,
+                    attempt: self.job.attempts,
+                }),
                 content_type,
                 ext,
                 bytes,
@@ -174,6 +182,15 @@ impl JobContext {
     }
 }
 
+/// Which attempts' files [`Platform::discard_files`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// Every attempt but this one.
+    AllBut(i64),
+    /// Only this attempt.
+    Only(i64),
+}
+
 /// Turns a job into the JSON clients see (URLs, our additions); supplied by the server so
 /// webhooks carry the same document as `GET /v1/predictions/{id}`.
 pub type Renderer = Arc<dyn Fn(&Job) -> Value + Send + Sync>;
@@ -181,7 +198,7 @@ pub type Renderer = Arc<dyn Fn(&Job) -> Value + Send + Sync>;
 /// The shared platform state.
 pub struct Platform {
     pub store: Arc<dyn JobStore>,
-    pub artifacts: LocalArtifacts,
+    pub artifacts: Artifacts,
     pub links: LinkSigner,
     pub config: PlatformConfig,
     apps: HashMap<String, Arc<dyn App>>,
@@ -205,7 +222,7 @@ impl Platform {
     /// Assembles the platform.
     pub fn new(
         store: Arc<dyn JobStore>,
-        artifacts: LocalArtifacts,
+        artifacts: Artifacts,
         links: LinkSigner,
         config: PlatformConfig,
         apps: Vec<Arc<dyn App>>,
@@ -222,6 +239,35 @@ impl Platform {
             cancels: Mutex::new(HashMap::new()),
             renderer: Mutex::new(None),
         })
+    }
+
+    /// Deletes a job's files, records and bytes, written by the attempts `which` picks: at claim
+    /// time everything a dead or released attempt left, after a lost lease this attempt's own.
+    /// Returns the number of objects deleted.
+    pub async fn discard_files(&self, job_id: &str, which: Attempts) -> Result<usize> {
+        let hit = |key: &str| {
+            let a = crate::artifacts::attempt_of(key, job_id);
+            match which {
+                Attempts::AllBut(keep) => a != Some(keep),
+                Attempts::Only(only) => a == Some(only),
+            }
+        };
+        let mut n = 0;
+        for f in self.store.job_files(job_id).await? {
+            if hit(&f.storage_key) {
+                self.artifacts.delete(&f.storage_key).await?;
+                self.store.delete_file(&f.id).await?;
+                n += 1;
+            }
+        }
+        // Bytes whose record was never written (the worker died in between).
+        for key in self.artifacts.list(&format!("jobs/{job_id}/")).await? {
+            if hit(&key) {
+                self.artifacts.delete(&key).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Installs the job renderer used for webhook payloads.
@@ -284,6 +330,7 @@ impl Platform {
             .ok_or_else(|| PlatformError::UnknownApp(new.app.clone()))?;
         new.input = app.validate(&new.input)?;
         new.batch_key = app.batch_key(&new.input);
+        new.model = app.model(&new.input);
         if let Some(url) = &new.webhook {
             webhooks::check_url(url, self.config.allow_private_webhooks)
                 .map_err(|e| PlatformError::invalid("webhook", e.to_string()))?;

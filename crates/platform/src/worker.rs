@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::error::PlatformError;
 use crate::now_ms;
-use crate::platform::{JobContext, Platform};
+use crate::platform::{Attempts, JobContext, Platform};
 use crate::store::{Job, JobStatus, Outcome};
 
 /// Lease length; a worker that stops heartbeating loses its job after this long.
@@ -26,7 +26,8 @@ pub async fn run_worker(
     owner: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let apps = platform.app_names();
+    let want = crate::store::Want::apps(&platform.app_names());
+    let apps = &want.apps;
     tracing::info!(worker = %owner, ?apps, "worker started");
     loop {
         if *shutdown.borrow() {
@@ -34,7 +35,7 @@ pub async fn run_worker(
         }
         let claimed = platform
             .store
-            .claim(&owner, &apps, now_ms(), LEASE_MS)
+            .claim(&owner, &want, now_ms(), LEASE_MS)
             .await;
         match claimed {
             Ok(Some(job)) => {
@@ -134,6 +135,19 @@ async fn run_jobs(
         }
         return;
     };
+    for job in jobs.iter().filter(|j| j.attempts > 1) {
+        // An earlier attempt died or was released: what it stored is not this job's output.
+        match platform
+            .discard_files(&job.id, Attempts::AllBut(job.attempts))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(job = %job.id, files = n, "deleted an earlier attempt's files"),
+            Err(e) => {
+                tracing::warn!(job = %job.id, "deleting an earlier attempt's files failed: {e}")
+            }
+        }
+    }
     let n = jobs.len();
     let started = std::time::Instant::now();
     let running: Vec<Running> = jobs
@@ -264,11 +278,13 @@ async fn finish(
         Err(PlatformError::Engine(EngineError::Cancelled { .. })) => match why {
             Some("shutdown") => {
                 // Put it back for the next start; this attempt does not count.
+                discard_own(platform, &job).await;
                 release(platform, &id, owner).await;
                 return;
             }
             Some("lease lost") => {
                 tracing::warn!(job = %id, "lease lost; result discarded");
+                discard_own(platform, &job).await;
                 return;
             }
             Some("deadline") => {
@@ -318,8 +334,21 @@ async fn finish(
             tracing::info!(job = %id, status = status.as_str(), predict_time, "job finished");
             platform.finished(&job, status);
         }
-        Ok(false) => tracing::warn!(job = %id, "lease lost before completion; result discarded"),
+        Ok(false) => {
+            tracing::warn!(job = %id, "lease lost before completion; result discarded");
+            discard_own(platform, &job).await;
+        }
         Err(e) => tracing::error!(job = %id, "recording the outcome failed: {e}"),
+    }
+}
+
+/// Deletes the files this attempt stored, when its result will not be recorded.
+async fn discard_own(platform: &Arc<Platform>, job: &Job) {
+    if let Err(e) = platform
+        .discard_files(&job.id, Attempts::Only(job.attempts))
+        .await
+    {
+        tracing::warn!(job = %job.id, "deleting this attempt's files failed: {e}");
     }
 }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use atelier_platform::store::postgres::PgStore;
 use atelier_platform::store::sqlite::SqliteStore;
-use atelier_platform::store::{AuditEntry, FileRecord, ListQuery, NewJob, Outcome};
+use atelier_platform::store::{
+    AuditEntry, FileRecord, ListQuery, NewJob, Outcome, Want, WorkerInfo,
+};
 use atelier_platform::{JobStatus, JobStore};
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
@@ -128,7 +130,170 @@ conformance!(
     listing_pages_newest_first,
     files_keys_and_audit,
     concurrent_claims_never_share_a_job,
+    claims_respect_model_affinity,
+    workers_register_heartbeat_and_drain,
+    expired_leases_of_a_worker_requeue_at_once,
+    job_files_are_listed_and_forgotten,
 );
+
+fn model_job(model: Option<&str>) -> NewJob {
+    NewJob {
+        model: model.map(str::to_owned),
+        ..job("t", "x/y")
+    }
+}
+
+async fn claims_respect_model_affinity(s: Arc<dyn JobStore>) {
+    let a = s.create_job(model_job(Some("a")), T0).await.unwrap().0;
+    let b = s.create_job(model_job(Some("b")), T0).await.unwrap().0;
+    let any = s.create_job(model_job(None), T0).await.unwrap().0;
+    assert_eq!(
+        s.get_job_any(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .model
+            .as_deref(),
+        Some("a")
+    );
+    let only_b = Want {
+        models: Some(vec!["b".into()]),
+        ..apps()
+    };
+    // Never a job whose model it cannot load; a loaded model's job before older others.
+    let first = s.claim("wb", &only_b, T0, LEASE).await.unwrap().unwrap();
+    assert_eq!(first.id, b.id);
+    let second = s.claim("wb", &only_b, T0, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        second.id, any.id,
+        "a job without a model goes to any worker"
+    );
+    assert!(s.claim("wb", &only_b, T0, LEASE).await.unwrap().is_none());
+    let c = s.create_job(model_job(Some("c")), T0).await.unwrap().0;
+    let prefers_c = Want {
+        prefer: vec!["c".into()],
+        ..apps()
+    };
+    let third = s.claim("wc", &prefers_c, T0, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        third.id, c.id,
+        "its loaded model's job comes before the older one"
+    );
+    let last = s.claim("wc", &prefers_c, T0, LEASE).await.unwrap().unwrap();
+    assert_eq!(last.id, a.id);
+}
+
+async fn workers_register_heartbeat_and_drain(s: Arc<dyn JobStore>) {
+    let w = WorkerInfo {
+        id: "w-1".into(),
+        host: "gpu-1".into(),
+        pid: 42,
+        device: "cuda:0".into(),
+        memory_bytes: Some(80 << 30),
+        slots: 2,
+        apps: vec!["x/y".into()],
+        models: vec!["a".into(), "b".into()],
+        loaded: vec![],
+        running: 0,
+        draining: false,
+        started_at: T0,
+        last_seen: T0,
+        stopped_at: None,
+    };
+    s.register_worker(&w).await.unwrap();
+    assert_eq!(s.list_workers().await.unwrap(), vec![w.clone()]);
+    assert_eq!(
+        s.worker_heartbeat("w-1", &["a".into()], 1, T0 + 5)
+            .await
+            .unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        s.worker_heartbeat("nobody", &[], 0, T0).await.unwrap(),
+        None
+    );
+    assert!(s.set_draining("w-1", true).await.unwrap());
+    assert!(!s.set_draining("nobody", true).await.unwrap());
+    assert_eq!(
+        s.worker_heartbeat("w-1", &["a".into()], 1, T0 + 6)
+            .await
+            .unwrap(),
+        Some(true)
+    );
+    s.worker_stopped("w-1", T0 + 7).await.unwrap();
+    let got = s.list_workers().await.unwrap().remove(0);
+    assert_eq!(got.loaded, vec!["a".to_string()]);
+    assert!(got.draining);
+    assert_eq!(
+        (got.running, got.last_seen, got.stopped_at),
+        (0, T0 + 7, Some(T0 + 7))
+    );
+    // A restart re-registers under the same id and clears the stop.
+    s.register_worker(&WorkerInfo {
+        started_at: T0 + 8,
+        last_seen: T0 + 8,
+        ..w
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.list_workers().await.unwrap()[0].stopped_at, None);
+}
+
+async fn expired_leases_of_a_worker_requeue_at_once(s: Arc<dyn JobStore>) {
+    let j1 = s.create_job(job("t", "x/y"), T0).await.unwrap().0;
+    let j2 = s.create_job(job("t", "x/y"), T0).await.unwrap().0;
+    let j3 = s.create_job(job("t", "x/y"), T0).await.unwrap().0;
+    s.claim("w-1/0", &apps(), T0, LEASE).await.unwrap();
+    s.claim("w-1/1", &apps(), T0, LEASE).await.unwrap();
+    s.claim("w-10/0", &apps(), T0, LEASE).await.unwrap();
+    let mut hit = s.expire_leases("w-1").await.unwrap();
+    hit.sort();
+    let mut want = vec![j1.id.clone(), j2.id.clone()];
+    want.sort();
+    assert_eq!(hit, want, "w-10's job is not w-1's");
+    let r = s.recover_expired(T0 + 1).await.unwrap();
+    assert_eq!(r.requeued.len(), 2);
+    assert_eq!(
+        s.get_job_any(&j3.id).await.unwrap().unwrap().status,
+        JobStatus::Processing
+    );
+    assert_eq!(
+        s.get_job_any(&j1.id).await.unwrap().unwrap().status,
+        JobStatus::Starting
+    );
+}
+
+async fn job_files_are_listed_and_forgotten(s: Arc<dyn JobStore>) {
+    let j = s.create_job(job("t", "x/y"), T0).await.unwrap().0;
+    for (id, key) in [("f1", "jobs/j/1/f1.png"), ("f2", "jobs/j/2/f2.png")] {
+        s.put_file(&FileRecord {
+            id: id.into(),
+            tenant_id: "t".into(),
+            job_id: Some(j.id.clone()),
+            content_type: "image/png".into(),
+            size: 3,
+            sha256: "x".into(),
+            storage_key: key.into(),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    }
+    let keys: Vec<String> = s
+        .job_files(&j.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.storage_key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    s.delete_file("f1").await.unwrap();
+    let left = s.job_files(&j.id).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "f2");
+    assert!(s.get_file_any("f1").await.unwrap().is_none());
+    assert!(s.job_files("other").await.unwrap().is_empty());
+}
 
 fn job(tenant: &str, app: &str) -> NewJob {
     NewJob {
@@ -143,8 +308,8 @@ fn job(tenant: &str, app: &str) -> NewJob {
 const T0: i64 = 1_000_000;
 const LEASE: i64 = 10_000;
 
-fn apps() -> Vec<String> {
-    vec!["x/y".to_string()]
+fn apps() -> Want {
+    Want::apps(&["x/y".to_string()])
 }
 
 async fn jobs_are_per_tenant_and_idempotent(s: Arc<dyn JobStore>) {
@@ -616,7 +781,7 @@ async fn postgres_nodes_hear_each_others_changes() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::new(
         Arc::new(reader.clone()),
-        atelier_platform::artifacts::LocalArtifacts::new(dir.path().join("a")).unwrap(),
+        atelier_platform::artifacts::Artifacts::local(dir.path().join("a")).unwrap(),
         atelier_platform::links::LinkSigner::new(b"test"),
         PlatformConfig::default(),
         Vec::new(),

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use atelier_engine::LoadOptions;
-use atelier_platform::artifacts::LocalArtifacts;
+use atelier_platform::artifacts::Artifacts;
 use atelier_platform::links::LinkSigner;
 use atelier_platform::store::sqlite::SqliteStore;
 use atelier_platform::{App, JobStore, Limits, Platform, PlatformConfig};
@@ -350,14 +350,14 @@ pub fn guard(cfg: &ServeConfig, models: &ModelRegistry) -> Result<Guard, ServeEr
 /// Opens the data directory: the SQLite store and the artifact folder and link secret.
 pub async fn open_data(
     data: &std::path::Path,
-) -> Result<(Arc<SqliteStore>, LocalArtifacts, LinkSigner), ServeError> {
+) -> Result<(Arc<SqliteStore>, Artifacts, LinkSigner), ServeError> {
     let io = |p: &std::path::Path| {
         let path = p.display().to_string();
         move |source| ServeError::Io { path, source }
     };
     std::fs::create_dir_all(data).map_err(io(data))?;
     let store = Arc::new(SqliteStore::open(&data.join("atelier.db")).await?);
-    let artifacts = LocalArtifacts::new(data.join("artifacts"))?;
+    let artifacts = Artifacts::local(data.join("artifacts"))?;
     let secret_path = data.join("link.secret");
     let secret = match std::fs::read_to_string(&secret_path) {
         Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),

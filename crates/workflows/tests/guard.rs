@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atelier_engine::LoadOptions;
-use atelier_platform::artifacts::LocalArtifacts;
+use atelier_platform::artifacts::Artifacts;
 use atelier_platform::links::LinkSigner;
 use atelier_platform::store::sqlite::SqliteStore;
 use atelier_platform::store::NewJob;
@@ -37,7 +37,7 @@ async fn harness(policies: &str, checker: Option<Arc<SafetyChecker>>) -> Harness
             .await
             .expect("db"),
     );
-    let artifacts = LocalArtifacts::new(dir.path().join("artifacts")).expect("artifacts");
+    let artifacts = Artifacts::local(dir.path().join("artifacts")).expect("artifacts");
     let models = Arc::new(ModelRegistry::new(
         vec![fixtures()],
         LoadOptions::default(),

@@ -93,6 +93,8 @@ pub struct Job {
     pub webhook_events: Option<Vec<String>>,
     /// Jobs with equal keys may be claimed together and share model calls (set by the app).
     pub batch_key: Option<String>,
+    /// The model the job needs, for worker affinity (`None`: any worker).
+    pub model: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
@@ -112,6 +114,29 @@ pub struct NewJob {
     pub webhook_events: Option<Vec<String>>,
     /// Filled by [`crate::Platform::submit`] from [`crate::App::batch_key`].
     pub batch_key: Option<String>,
+    /// Filled by [`crate::Platform::submit`] from [`crate::App::model`].
+    pub model: Option<String>,
+}
+
+/// What a worker can claim.
+#[derive(Debug, Clone, Default)]
+pub struct Want {
+    /// Apps it runs.
+    pub apps: Vec<String>,
+    /// Models it can load; `None` for any. Jobs that name another model are left alone.
+    pub models: Option<Vec<String>>,
+    /// Models it has loaded: among equally urgent jobs, theirs come first.
+    pub prefer: Vec<String>,
+}
+
+impl Want {
+    /// Any job of these apps.
+    pub fn apps(apps: &[String]) -> Self {
+        Self {
+            apps: apps.to_vec(),
+            ..Self::default()
+        }
+    }
 }
 
 /// One entry of a job's event log.
@@ -234,15 +259,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn get_job_any(&self, id: &str) -> Result<Option<Job>>;
     /// Newest-first page of a tenant's jobs.
     async fn list_jobs(&self, q: &ListQuery) -> Result<JobPage>;
-    /// Atomically claims the next queued job for one of `apps`, leasing it to `owner` until
-    /// `now + lease_ms`.
-    async fn claim(
-        &self,
-        owner: &str,
-        apps: &[String],
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<Option<Job>>;
+    /// Atomically claims the next queued job this worker wants (highest priority, then a model
+    /// it has loaded, then queue order), leasing it to `owner` until `now + lease_ms`.
+    async fn claim(&self, owner: &str, want: &Want, now: i64, lease_ms: i64)
+        -> Result<Option<Job>>;
     /// Claims up to `limit` more queued jobs of `app` with this batch key, in queue order, under
     /// the same lease terms, so one worker can run them together with a job it already holds.
     async fn claim_batch(
@@ -294,6 +314,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn get_file(&self, tenant_id: &str, id: &str) -> Result<Option<FileRecord>>;
     /// A file regardless of tenant (signed links).
     async fn get_file_any(&self, id: &str) -> Result<Option<FileRecord>>;
+    /// Every file a job wrote, in any attempt (cleaning up after a dead worker).
+    async fn job_files(&self, job_id: &str) -> Result<Vec<FileRecord>>;
+    /// Forgets a file's record (its bytes are the caller's to delete).
+    async fn delete_file(&self, id: &str) -> Result<()>;
     /// Creates a tenant (or returns the existing one of that name).
     async fn ensure_tenant(&self, name: &str, now: i64) -> Result<Tenant>;
     /// A tenant by id.
@@ -310,6 +334,27 @@ pub trait JobStore: Send + Sync + 'static {
     async fn key(&self, key_id: &str) -> Result<Option<(String, String)>>;
     /// Number of active keys (0 means the server may run open on loopback).
     async fn key_count(&self) -> Result<i64>;
+    /// Records (or re-records) a worker process at start.
+    async fn register_worker(&self, w: &WorkerInfo) -> Result<()>;
+    /// Refreshes a worker's liveness and load; returns whether it was asked to drain (`None`
+    /// when no such worker is registered).
+    async fn worker_heartbeat(
+        &self,
+        id: &str,
+        loaded: &[String],
+        running: i64,
+        now: i64,
+    ) -> Result<Option<bool>>;
+    /// Marks a worker stopped (clean shutdown).
+    async fn worker_stopped(&self, id: &str, now: i64) -> Result<()>;
+    /// Every registered worker, newest first.
+    async fn list_workers(&self) -> Result<Vec<WorkerInfo>>;
+    /// Asks a worker to drain (or to resume); `false` when it is unknown.
+    async fn set_draining(&self, id: &str, draining: bool) -> Result<bool>;
+    /// Ends the leases of running jobs held by `owner` or by its slots (`owner/…`) so that
+    /// [`JobStore::recover_expired`] requeues them now instead of at lease expiry; returns
+    /// their ids.
+    async fn expire_leases(&self, owner: &str) -> Result<Vec<String>>;
     /// Appends to the safety audit log (the `id` and `created_at` given are ignored).
     async fn audit(&self, entry: &AuditEntry, now: i64) -> Result<AuditEntry>;
     /// A tenant's audit entries, newest first, `limit` at most, before `before_id` if given.
@@ -319,6 +364,33 @@ pub trait JobStore: Send + Sync + 'static {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>>;
+}
+
+/// A worker process as it advertises itself (`atelier worker`), for placement and operations.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    /// `cpu`, `cuda:0`, `metal`.
+    pub device: String,
+    /// Accelerator (or host) memory, when known.
+    pub memory_bytes: Option<i64>,
+    /// Jobs it runs at once.
+    pub slots: i64,
+    pub apps: Vec<String>,
+    /// Models it can load.
+    pub models: Vec<String>,
+    /// Models it holds in memory now.
+    pub loaded: Vec<String>,
+    /// Jobs running now.
+    pub running: i64,
+    /// Asked to stop claiming and exit after its running jobs.
+    pub draining: bool,
+    pub started_at: i64,
+    pub last_seen: i64,
+    /// Set when it shut down cleanly.
+    pub stopped_at: Option<i64>,
 }
 
 /// Answer to a heartbeat.

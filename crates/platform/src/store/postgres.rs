@@ -16,13 +16,13 @@ use tokio::sync::mpsc;
 use super::rows::{outcome_columns, parse_json};
 use super::{
     AuditEntry, Change, Event, FileRecord, Heartbeat, Job, JobPage, JobStatus, JobStore, ListQuery,
-    NewJob, Outcome, Recovered, Tenant,
+    NewJob, Outcome, Recovered, Tenant, Want, WorkerInfo,
 };
 use crate::error::{PlatformError, Result};
 
 const JOB_COLUMNS: &str = "id, seq, tenant_id, app, status, input, output, error, logs, progress, metrics, \
     preview IS NOT NULL AS has_preview, priority, attempts, max_attempts, lease_owner, lease_expires_at, \
-    cancel_requested, cancel_after, idempotency_key, webhook, webhook_events, batch_key, created_at, started_at, completed_at";
+    cancel_requested, cancel_after, idempotency_key, webhook, webhook_events, batch_key, model, created_at, started_at, completed_at";
 
 /// PostgreSQL-backed [`JobStore`].
 #[derive(Debug, Clone)]
@@ -144,8 +144,8 @@ impl JobStore for PgStore {
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query(
             "INSERT INTO jobs (id, tenant_id, app, status, input, priority, max_attempts, cancel_after, \
-             idempotency_key, webhook, webhook_events, batch_key, created_at) \
-             VALUES ($1, $2, $3, 'starting', $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             idempotency_key, webhook, webhook_events, batch_key, model, created_at) \
+             VALUES ($1, $2, $3, 'starting', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&id)
@@ -159,6 +159,7 @@ impl JobStore for PgStore {
         .bind(&job.webhook)
         .bind(job.webhook_events.as_ref().map(|e| json!(e).to_string()))
         .bind(&job.batch_key)
+        .bind(&job.model)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -222,7 +223,7 @@ impl JobStore for PgStore {
     async fn claim(
         &self,
         owner: &str,
-        apps: &[String],
+        want: &Want,
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<Job>> {
@@ -231,13 +232,17 @@ impl JobStore for PgStore {
             "UPDATE jobs SET status = 'processing', lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
              attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
              WHERE id = (SELECT id FROM jobs WHERE status = 'starting' AND cancel_requested = 0 \
-                         AND app = ANY($4) ORDER BY priority DESC, seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                         AND app = ANY($4) AND ($5::TEXT[] IS NULL OR model IS NULL OR model = ANY($5)) \
+                         ORDER BY priority DESC, COALESCE(model = ANY($6), FALSE) DESC, seq ASC \
+                         LIMIT 1 FOR UPDATE SKIP LOCKED) \
              AND status = 'starting' RETURNING {JOB_COLUMNS}"
         ))
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
-        .bind(apps)
+        .bind(&want.apps)
+        .bind(&want.models)
+        .bind(&want.prefer)
         .fetch_optional(&mut *tx)
         .await?;
         let job = row.as_ref().map(job_from_row).transpose()?;
@@ -434,7 +439,7 @@ impl JobStore for PgStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT id, attempts, max_attempts, cancel_requested FROM jobs \
-             WHERE status = 'processing' AND lease_expires_at < $1",
+             WHERE status = 'processing' AND lease_expires_at < $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
         .fetch_all(&mut *tx)
@@ -607,6 +612,22 @@ impl JobStore for PgStore {
         row.as_ref().map(file_from_row).transpose()
     }
 
+    async fn job_files(&self, job_id: &str) -> Result<Vec<FileRecord>> {
+        let rows = sqlx::query("SELECT * FROM files WHERE job_id = $1 ORDER BY created_at, id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    async fn delete_file(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM files WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn ensure_tenant(&self, name: &str, now: i64) -> Result<Tenant> {
         let secret = crate::auth::new_webhook_secret();
         sqlx::query("INSERT INTO tenants (id, name, webhook_secret, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
@@ -678,6 +699,90 @@ impl JobStore for PgStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn register_worker(&self, w: &WorkerInfo) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, device, memory_bytes, slots, apps, models, loaded, running, \
+             draining, started_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, device = excluded.device, \
+             memory_bytes = excluded.memory_bytes, slots = excluded.slots, apps = excluded.apps, \
+             models = excluded.models, loaded = excluded.loaded, running = excluded.running, \
+             started_at = excluded.started_at, last_seen = excluded.last_seen, stopped_at = NULL",
+        )
+        .bind(&w.id)
+        .bind(&w.host)
+        .bind(w.pid)
+        .bind(&w.device)
+        .bind(w.memory_bytes)
+        .bind(w.slots)
+        .bind(json!(w.apps).to_string())
+        .bind(json!(w.models).to_string())
+        .bind(json!(w.loaded).to_string())
+        .bind(w.running)
+        .bind(i64::from(w.draining))
+        .bind(w.started_at)
+        .bind(w.last_seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn worker_heartbeat(
+        &self,
+        id: &str,
+        loaded: &[String],
+        running: i64,
+        now: i64,
+    ) -> Result<Option<bool>> {
+        let draining: Option<i64> = sqlx::query_scalar(
+            "UPDATE workers SET loaded = $1, running = $2, last_seen = $3 WHERE id = $4 RETURNING draining",
+        )
+        .bind(json!(loaded).to_string())
+        .bind(running)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(draining.map(|d| d != 0))
+    }
+
+    async fn worker_stopped(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE workers SET stopped_at = $1, last_seen = $1, running = 0 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
+        let rows = sqlx::query("SELECT * FROM workers ORDER BY started_at DESC, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(worker_from_row).collect()
+    }
+
+    async fn set_draining(&self, id: &str, draining: bool) -> Result<bool> {
+        let res = sqlx::query("UPDATE workers SET draining = $1 WHERE id = $2")
+            .bind(i64::from(draining))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn expire_leases(&self, owner: &str) -> Result<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = 0 WHERE status = 'processing' \
+             AND (lease_owner = $1 OR left(lease_owner, length($1) + 1) = $1 || '/') RETURNING id",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
     }
 
     async fn audit(&self, e: &AuditEntry, now: i64) -> Result<AuditEntry> {

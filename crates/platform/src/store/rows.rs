@@ -48,6 +48,30 @@ pub(crate) fn outcome_columns(
 /// backend's row type (the column names and types are the same in both schemas).
 macro_rules! row_mappers {
     ($row:ty) => {
+        fn worker_from_row(r: &$row) -> Result<WorkerInfo> {
+            let list = |col: &str| -> Result<Vec<String>> {
+                let s: String = r.try_get(col)?;
+                serde_json::from_str(&s)
+                    .map_err(|e| PlatformError::Corrupt(format!("workers.{col}: {e}")))
+            };
+            Ok(WorkerInfo {
+                id: r.try_get("id")?,
+                host: r.try_get("host")?,
+                pid: r.try_get("pid")?,
+                device: r.try_get("device")?,
+                memory_bytes: r.try_get("memory_bytes")?,
+                slots: r.try_get("slots")?,
+                apps: list("apps")?,
+                models: list("models")?,
+                loaded: list("loaded")?,
+                running: r.try_get("running")?,
+                draining: r.try_get::<i64, _>("draining")? != 0,
+                started_at: r.try_get("started_at")?,
+                last_seen: r.try_get("last_seen")?,
+                stopped_at: r.try_get("stopped_at")?,
+            })
+        }
+
         fn job_from_row(r: &$row) -> Result<Job> {
             let status: String = r.try_get("status")?;
             let events: Option<String> = r.try_get("webhook_events")?;
@@ -76,6 +100,7 @@ macro_rules! row_mappers {
                 webhook: r.try_get("webhook")?,
                 webhook_events: events.and_then(|e| serde_json::from_str(&e).ok()),
                 batch_key: r.try_get("batch_key")?,
+                model: r.try_get("model")?,
                 created_at: r.try_get("created_at")?,
                 started_at: r.try_get("started_at")?,
                 completed_at: r.try_get("completed_at")?,

@@ -14,13 +14,13 @@ use sqlx::{Row, SqlitePool};
 use super::rows::{outcome_columns, parse_json};
 use super::{
     AuditEntry, Event, FileRecord, Heartbeat, Job, JobPage, JobStatus, JobStore, ListQuery, NewJob,
-    Outcome, Recovered, Tenant,
+    Outcome, Recovered, Tenant, Want, WorkerInfo,
 };
 use crate::error::{PlatformError, Result};
 
 const JOB_COLUMNS: &str = "id, seq, tenant_id, app, status, input, output, error, logs, progress, metrics, \
     preview IS NOT NULL AS has_preview, priority, attempts, max_attempts, lease_owner, lease_expires_at, \
-    cancel_requested, cancel_after, idempotency_key, webhook, webhook_events, batch_key, created_at, started_at, completed_at";
+    cancel_requested, cancel_after, idempotency_key, webhook, webhook_events, batch_key, model, created_at, started_at, completed_at";
 
 /// SQLite-backed [`JobStore`].
 #[derive(Debug, Clone)]
@@ -107,8 +107,8 @@ impl JobStore for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query(
             "INSERT OR IGNORE INTO jobs (id, seq, tenant_id, app, status, input, priority, max_attempts, cancel_after, \
-             idempotency_key, webhook, webhook_events, batch_key, created_at) \
-             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             idempotency_key, webhook, webhook_events, batch_key, model, created_at) \
+             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&job.tenant_id)
@@ -121,6 +121,7 @@ impl JobStore for SqliteStore {
         .bind(&job.webhook)
         .bind(job.webhook_events.as_ref().map(|e| json!(e).to_string()))
         .bind(&job.batch_key)
+        .bind(&job.model)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -184,23 +185,27 @@ impl JobStore for SqliteStore {
     async fn claim(
         &self,
         owner: &str,
-        apps: &[String],
+        want: &Want,
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<Job>> {
-        let apps_json = json!(apps).to_string();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE jobs SET status = 'processing', lease_owner = ?1, lease_expires_at = ?2, heartbeat_at = ?3, \
              attempts = attempts + 1, started_at = COALESCE(started_at, ?3) \
              WHERE id = (SELECT id FROM jobs WHERE status = 'starting' AND cancel_requested = 0 \
-                         AND app IN (SELECT value FROM json_each(?4)) ORDER BY priority DESC, seq ASC LIMIT 1) \
+                         AND app IN (SELECT value FROM json_each(?4)) \
+                         AND (?5 IS NULL OR model IS NULL OR model IN (SELECT value FROM json_each(?5))) \
+                         ORDER BY priority DESC, COALESCE(model IN (SELECT value FROM json_each(?6)), 0) DESC, \
+                         seq ASC LIMIT 1) \
              AND status = 'starting' RETURNING {JOB_COLUMNS}"
         ))
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
-        .bind(apps_json)
+        .bind(json!(want.apps).to_string())
+        .bind(want.models.as_ref().map(|m| json!(m).to_string()))
+        .bind(json!(want.prefer).to_string())
         .fetch_optional(&mut *tx)
         .await?;
         let job = row.as_ref().map(job_from_row).transpose()?;
@@ -568,6 +573,22 @@ impl JobStore for SqliteStore {
         row.as_ref().map(file_from_row).transpose()
     }
 
+    async fn job_files(&self, job_id: &str) -> Result<Vec<FileRecord>> {
+        let rows = sqlx::query("SELECT * FROM files WHERE job_id = ? ORDER BY created_at, id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    async fn delete_file(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM files WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn ensure_tenant(&self, name: &str, now: i64) -> Result<Tenant> {
         let secret = crate::auth::new_webhook_secret();
         sqlx::query("INSERT OR IGNORE INTO tenants (id, name, webhook_secret, created_at) VALUES (?, ?, ?, ?)")
@@ -639,6 +660,88 @@ impl JobStore for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn register_worker(&self, w: &WorkerInfo) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, device, memory_bytes, slots, apps, models, loaded, running, \
+             draining, started_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, device = excluded.device, \
+             memory_bytes = excluded.memory_bytes, slots = excluded.slots, apps = excluded.apps, \
+             models = excluded.models, loaded = excluded.loaded, running = excluded.running, \
+             started_at = excluded.started_at, last_seen = excluded.last_seen, stopped_at = NULL",
+        )
+        .bind(&w.id)
+        .bind(&w.host)
+        .bind(w.pid)
+        .bind(&w.device)
+        .bind(w.memory_bytes)
+        .bind(w.slots)
+        .bind(json!(w.apps).to_string())
+        .bind(json!(w.models).to_string())
+        .bind(json!(w.loaded).to_string())
+        .bind(w.running)
+        .bind(i64::from(w.draining))
+        .bind(w.started_at)
+        .bind(w.last_seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn worker_heartbeat(
+        &self,
+        id: &str,
+        loaded: &[String],
+        running: i64,
+        now: i64,
+    ) -> Result<Option<bool>> {
+        let draining: Option<i64> = sqlx::query_scalar(
+            "UPDATE workers SET loaded = ?, running = ?, last_seen = ? WHERE id = ? RETURNING draining",
+        )
+        .bind(json!(loaded).to_string())
+        .bind(running)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(draining.map(|d| d != 0))
+    }
+
+    async fn worker_stopped(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE workers SET stopped_at = ?1, last_seen = ?1, running = 0 WHERE id = ?2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
+        let rows = sqlx::query("SELECT * FROM workers ORDER BY started_at DESC, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(worker_from_row).collect()
+    }
+
+    async fn set_draining(&self, id: &str, draining: bool) -> Result<bool> {
+        let res = sqlx::query("UPDATE workers SET draining = ? WHERE id = ?")
+            .bind(i64::from(draining))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn expire_leases(&self, owner: &str) -> Result<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = 0 WHERE status = 'processing' \
+             AND (lease_owner = ?1 OR substr(lease_owner, 1, length(?1) + 1) = ?1 || '/') RETURNING id",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
     }
 
     async fn audit(&self, e: &AuditEntry, now: i64) -> Result<AuditEntry> {
