@@ -40,8 +40,11 @@ pub struct SeedArgs {
 pub fn run(c: DiaryCommand, rt: tokio::runtime::Runtime) -> anyhow::Result<i32> {
     match c {
         DiaryCommand::Seed(a) => rt.block_on(async {
-            let (store, _, _) = atelier_server::open_data(&a.data).await?;
-            let diary = SqliteDiary::new(store.pool().clone()).await?;
+            let b = atelier_server::open_backends(&a.data, None, None).await?;
+            let pool = b
+                .sqlite
+                .ok_or_else(|| anyhow::anyhow!("the diary site lives in SQLite"))?;
+            let diary = SqliteDiary::new(pool).await?;
             let has = diary.post_count().await?;
             if has > 0 {
                 anyhow::bail!(

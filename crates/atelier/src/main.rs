@@ -28,6 +28,13 @@ struct Cli {
 enum Command {
     /// Run the API server with in-process workers (SQLite + local files by default).
     Serve(ServeArgs),
+    /// Run a worker process for a shared deployment (--database postgres://, --store s3://):
+    /// it claims jobs whose model it can load, heartbeats and hands jobs back when stopped.
+    /// `--workers` is its number of slots; `--listen` serves only /healthz and /metrics.
+    Worker(WorkerArgs),
+    /// Operate a deployment: list workers, drain one, requeue the jobs of a dead one.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -183,6 +190,12 @@ struct ServeArgs {
     /// Data directory: the SQLite database and the artifacts.
     #[arg(long, default_value = "atelier-data", env = "ATELIER_DATA")]
     data: PathBuf,
+    #[command(flatten)]
+    shared: SharedArgs,
+    /// Serve the API only: no in-process workers (run `atelier worker`s against the same
+    /// --database and --store).
+    #[arg(long)]
+    no_workers: bool,
     /// Model folders (repeatable): a folder of models, or a model folder itself.
     #[arg(long = "models", default_value = "models")]
     models: Vec<PathBuf>,
@@ -344,6 +357,71 @@ struct WriteArgs {
     device: DeviceArgs,
 }
 
+/// Where a deployment shared by several nodes keeps its state and files.
+#[derive(Args, Debug, Clone)]
+struct SharedArgs {
+    /// Job and app database shared by nodes: postgres://user@host:port/db (default: SQLite
+    /// in --data).
+    #[arg(long, env = "ATELIER_DATABASE_URL")]
+    database: Option<String>,
+    /// Artifact store: s3://bucket/prefix (credentials, region and endpoint from AWS_*
+    /// variables) or a folder (default: --data/artifacts).
+    #[arg(long = "store", env = "ATELIER_STORE")]
+    objects: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    /// Stable worker id (e.g. the machine's name): restarting under the same id requeues the
+    /// jobs the previous run held at once. Default: host name and a random part.
+    #[arg(long, env = "ATELIER_WORKER_ID")]
+    id: Option<String>,
+    /// Do not serve /healthz and /metrics on --listen.
+    #[arg(long)]
+    no_http: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// List registered workers (JSON lines): device, models, load, last heartbeat.
+    Workers(AdminArgs),
+    /// Ask a worker to stop claiming and exit once its running jobs end.
+    Drain {
+        id: String,
+        #[command(flatten)]
+        at: AdminArgs,
+    },
+    /// Let a drained worker claim again (if it is still running).
+    Resume {
+        id: String,
+        #[command(flatten)]
+        at: AdminArgs,
+    },
+    /// Requeue the running jobs of a worker (one known to be dead) now, instead of when
+    /// their leases run out; with --stale SECS, of every worker silent that long.
+    Requeue {
+        /// The worker whose jobs go back.
+        #[arg(required_unless_present = "stale")]
+        id: Option<String>,
+        /// Every worker whose last heartbeat is older than this many seconds.
+        #[arg(long)]
+        stale: Option<u64>,
+        #[command(flatten)]
+        at: AdminArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AdminArgs {
+    #[arg(long, default_value = "atelier-data", env = "ATELIER_DATA")]
+    data: PathBuf,
+    /// postgres://… of the deployment (default: SQLite in --data).
+    #[arg(long, env = "ATELIER_DATABASE_URL")]
+    database: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
     /// Create an API key for a tenant (created if new); the key is printed once.
@@ -352,6 +430,9 @@ enum KeysCommand {
         tenant: String,
         #[arg(long, default_value = "atelier-data", env = "ATELIER_DATA")]
         data: PathBuf,
+        /// postgres://… of the deployment (default: SQLite in --data).
+        #[arg(long, env = "ATELIER_DATABASE_URL")]
+        database: Option<String>,
     },
 }
 
@@ -405,7 +486,7 @@ fn main() {
     let cli = Cli::parse();
     // The server logs its lifecycle; one-shot commands stay quiet unless asked.
     let default_level = match cli.command {
-        Command::Serve(_) => "info,sqlx=warn",
+        Command::Serve(_) | Command::Worker(_) => "info,sqlx=warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -418,7 +499,13 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Serve(a) => serve(a),
-        Command::Keys(KeysCommand::Create { tenant, data }) => keys_create(&tenant, &data),
+        Command::Worker(a) => worker(a),
+        Command::Admin(c) => runtime().and_then(|rt| rt.block_on(admin(c))),
+        Command::Keys(KeysCommand::Create {
+            tenant,
+            data,
+            database,
+        }) => keys_create(&tenant, &data, database.as_deref()),
         Command::Generate(a) => generate(a),
         Command::Diary(c) => runtime().and_then(|rt| diary::run(c, rt)),
         Command::Write(a) => write(a),
@@ -453,13 +540,88 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+    let cfg = serve_config(a)?;
+    runtime()?.block_on(atelier_server::serve(cfg))?;
+    Ok(0)
+}
+
+fn worker(a: WorkerArgs) -> anyhow::Result<i32> {
+    let cfg = serve_config(a.serve)?;
+    let wc = atelier_server::fleet::WorkerConfig {
+        id: a.id,
+        http: !a.no_http,
+    };
+    runtime()?.block_on(atelier_server::fleet::run_worker_node(cfg, wc))?;
+    Ok(0)
+}
+
+async fn admin(c: AdminCommand) -> anyhow::Result<i32> {
+    let at = match &c {
+        AdminCommand::Workers(at)
+        | AdminCommand::Drain { at, .. }
+        | AdminCommand::Resume { at, .. }
+        | AdminCommand::Requeue { at, .. } => at,
+    };
+    let b = atelier_server::open_backends(&at.data, at.database.as_deref(), None).await?;
+    let store = b.store;
+    let now = atelier_platform::now_ms();
+    match &c {
+        AdminCommand::Workers(_) => {
+            for w in store.list_workers().await? {
+                let mut v = serde_json::to_value(&w)?;
+                v["seen_s_ago"] = serde_json::json!((now - w.last_seen) / 1000);
+                println!("{v}");
+            }
+        }
+        AdminCommand::Drain { id, .. } | AdminCommand::Resume { id, .. } => {
+            let draining = matches!(c, AdminCommand::Drain { .. });
+            if !store.set_draining(id, draining).await? {
+                bail!("no worker {id:?} (see `atelier admin workers`)");
+            }
+            eprintln!(
+                "worker {id} {} (it notices within {} s)",
+                if draining { "drains" } else { "claims again" },
+                atelier_server::fleet::WORKER_HEARTBEAT.as_secs()
+            );
+        }
+        AdminCommand::Requeue { id, stale, .. } => {
+            let mut owners: Vec<String> = id.iter().cloned().collect();
+            if let Some(secs) = stale {
+                let cutoff = now - i64::try_from(*secs).unwrap_or(i64::MAX / 2) * 1000;
+                owners.extend(
+                    store
+                        .list_workers()
+                        .await?
+                        .into_iter()
+                        .filter(|w| w.last_seen < cutoff)
+                        .map(|w| w.id),
+                );
+            }
+            let mut n = 0;
+            for owner in &owners {
+                n += store.expire_leases(owner).await?.len();
+            }
+            let r = store.recover_expired(now).await?;
+            println!(
+                "{}",
+                serde_json::json!({"workers": owners, "leases_ended": n, "requeued": r.requeued, "failed": r.failed})
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn serve_config(a: ServeArgs) -> anyhow::Result<atelier_server::ServeConfig> {
     let load = a.device.load_options()?;
     let max_batch = a
         .max_batch
         .map_or(if load.device.is_cpu() { 1 } else { 4 }, usize::from);
-    let cfg = atelier_server::ServeConfig {
+    Ok(atelier_server::ServeConfig {
         listen: a.listen,
         data: a.data,
+        database: a.shared.database,
+        objects: a.shared.objects,
+        no_workers: a.no_workers,
         models: a.models,
         workers: a.workers.unwrap_or(1),
         load,
@@ -507,9 +669,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<i32> {
             },
             _ => atelier_server::C2paConfig::Ephemeral,
         },
-    };
-    runtime()?.block_on(atelier_server::serve(cfg))?;
-    Ok(0)
+    })
 }
 
 fn write(a: WriteArgs) -> anyhow::Result<i32> {
@@ -542,12 +702,14 @@ fn write(a: WriteArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn keys_create(tenant: &str, data: &Path) -> anyhow::Result<i32> {
+fn keys_create(tenant: &str, data: &Path, database: Option<&str>) -> anyhow::Result<i32> {
     if tenant.trim().is_empty() || tenant.len() > 64 {
         bail!("invalid --tenant: 1 to 64 characters");
     }
     let key = runtime()?.block_on(async {
-        let (store, _, _) = atelier_server::open_data(data).await?;
+        let store = atelier_server::open_backends(data, database, None)
+            .await?
+            .store;
         let k =
             atelier_platform::auth::create_key(store.as_ref(), tenant, atelier_platform::now_ms())
                 .await?;

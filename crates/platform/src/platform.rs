@@ -277,6 +277,11 @@ impl Platform {
         }
     }
 
+    /// Jobs this process is running now.
+    pub fn running_count(&self) -> usize {
+        self.cancels.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
     /// Registered app names.
     pub fn app_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.apps.keys().cloned().collect();

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::error::PlatformError;
 use crate::now_ms;
 use crate::platform::{Attempts, JobContext, Platform};
-use crate::store::{Job, JobStatus, Outcome};
+use crate::store::{Job, JobStatus, Outcome, Want};
 
 /// Lease length; a worker that stops heartbeating loses its job after this long.
 pub const LEASE_MS: i64 = 10_000;
@@ -19,34 +19,68 @@ pub const HEARTBEAT: Duration = Duration::from_millis(1000);
 /// Longest wait for more jobs to fill a batch; the first job's lease has no heartbeat yet.
 pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(2);
 
+/// What a worker claims, asked before every claim so affinity follows the models it holds.
+pub type WantFn = Arc<dyn Fn() -> Want + Send + Sync>;
+
+/// How one worker loop runs.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// What it claims (default: any job of the platform's apps).
+    pub want: WantFn,
+    /// Turns true to drain: claim nothing more and return once the running jobs end.
+    pub drain: watch::Receiver<bool>,
+}
+
+impl WorkerOptions {
+    /// Any job of `platform`'s apps, never draining.
+    pub fn any(platform: &Platform) -> Self {
+        let want = Want::apps(&platform.app_names());
+        // Nobody holds the sender: this worker never drains.
+        let (_, drain) = watch::channel(false);
+        Self {
+            want: Arc::new(move || want.clone()),
+            drain,
+        }
+    }
+}
+
 /// Runs one worker until `shutdown` turns true. On shutdown the running job is cancelled and
-/// put back in the queue without spending an attempt.
+/// put back in the queue without spending an attempt; on drain it finishes first.
 pub async fn run_worker(
     platform: Arc<Platform>,
     owner: String,
+    opts: WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let want = crate::store::Want::apps(&platform.app_names());
-    let apps = &want.apps;
-    tracing::info!(worker = %owner, ?apps, "worker started");
+    let mut drain = opts.drain.clone();
+    tracing::info!(worker = %owner, apps = ?(opts.want)().apps, "worker started");
     loop {
-        if *shutdown.borrow() {
+        if *shutdown.borrow() || *drain.borrow() {
             break;
         }
+        let want = (opts.want)();
+        let asked = std::time::Instant::now();
         let claimed = platform
             .store
             .claim(&owner, &want, now_ms(), LEASE_MS)
             .await;
+        let claim_ms = asked.elapsed().as_secs_f64() * 1000.0;
         match claimed {
             Ok(Some(job)) => {
                 let jobs = gather(&platform, &owner, job).await;
-                run_jobs(&platform, &owner, jobs, &shutdown).await
+                run_jobs(&platform, &owner, jobs, &shutdown, claim_ms).await
             }
             Ok(None) => {
                 tokio::select! {
                     _ = platform.work.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = shutdown.changed() => {}
+                    _ = async {
+                        // A closed channel means nobody can ask for a drain any more.
+                        if drain.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {}
                 }
             }
             Err(e) => {
@@ -119,6 +153,7 @@ async fn run_jobs(
     owner: &str,
     jobs: Vec<Job>,
     shutdown: &watch::Receiver<bool>,
+    claim_ms: f64,
 ) {
     let Some(app) = jobs.first().and_then(|j| platform.app(&j.app)) else {
         for job in &jobs {
@@ -175,7 +210,7 @@ async fn run_jobs(
     }
     let predict_time = started.elapsed().as_secs_f64();
     for (r, result) in running.into_iter().zip(results) {
-        finish(platform, owner, r, result, predict_time, n).await;
+        finish(platform, owner, r, result, predict_time, n, claim_ms).await;
     }
 }
 
@@ -250,6 +285,7 @@ async fn finish(
     result: Result<serde_json::Value, PlatformError>,
     predict_time: f64,
     batch: usize,
+    claim_ms: f64,
 ) {
     let Running {
         job,
@@ -269,10 +305,13 @@ async fn finish(
     let outcome = match result {
         Ok(output) => Outcome::Succeeded {
             output,
-            metrics: if batch > 1 {
-                serde_json::json!({"predict_time": predict_time, "batch_size": batch})
-            } else {
-                serde_json::json!({"predict_time": predict_time})
+            metrics: {
+                // claim_ms: how long the claim that found this job (or its batch) took.
+                let mut m = serde_json::json!({"predict_time": predict_time, "claim_ms": claim_ms});
+                if batch > 1 {
+                    m["batch_size"] = batch.into();
+                }
+                m
             },
         },
         Err(PlatformError::Engine(EngineError::Cancelled { .. })) => match why {

@@ -220,6 +220,8 @@ async fn workers_register_heartbeat_and_drain(s: Arc<dyn JobStore>) {
             .unwrap(),
         Some(true)
     );
+    assert_eq!(s.setting("secret", "first").await.unwrap(), "first");
+    assert_eq!(s.setting("secret", "second").await.unwrap(), "first");
     s.worker_stopped("w-1", T0 + 7).await.unwrap();
     let got = s.list_workers().await.unwrap().remove(0);
     assert_eq!(got.loaded, vec!["a".to_string()]);

@@ -284,6 +284,11 @@ impl App for TextToImage {
             .unwrap_or_else(|| Err(PlatformError::Corrupt("job was not run".into())))
     }
 
+    fn model(&self, input: &Value) -> Option<String> {
+        // Validated inputs always name the model (the default is filled in).
+        input.get("model")?.as_str().map(str::to_owned)
+    }
+
     fn batch_key(&self, input: &Value) -> Option<String> {
         // Validated inputs always name the model and the size; steps and sampler may be left
         // to the model's defaults, which are the same for every job of that model.

@@ -68,6 +68,7 @@ async fn harness(policies: &str, checker: Option<Arc<SafetyChecker>>) -> Harness
     tokio::spawn(atelier_platform::worker::run_worker(
         platform.clone(),
         "w1".into(),
+        atelier_platform::worker::WorkerOptions::any(&platform),
         rx,
     ));
     Harness {

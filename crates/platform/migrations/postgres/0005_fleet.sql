@@ -19,3 +19,8 @@ CREATE TABLE workers (
     last_seen BIGINT NOT NULL,
     stopped_at BIGINT
 );
+-- Deployment-wide values every node must agree on (the signed-link secret).
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -334,6 +334,9 @@ pub trait JobStore: Send + Sync + 'static {
     async fn key(&self, key_id: &str) -> Result<Option<(String, String)>>;
     /// Number of active keys (0 means the server may run open on loopback).
     async fn key_count(&self) -> Result<i64>;
+    /// A deployment-wide value: the stored one, or `init` stored now when there is none (the
+    /// first node to ask decides, every other node reads the same).
+    async fn setting(&self, name: &str, init: &str) -> Result<String>;
     /// Records (or re-records) a worker process at start.
     async fn register_worker(&self, w: &WorkerInfo) -> Result<()>;
     /// Refreshes a worker's liveness and load; returns whether it was asked to drain (`None`

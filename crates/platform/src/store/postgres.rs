@@ -701,6 +701,22 @@ impl JobStore for PgStore {
         )
     }
 
+    async fn setting(&self, name: &str, init: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(init)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn register_worker(&self, w: &WorkerInfo) -> Result<()> {
         sqlx::query(
             "INSERT INTO workers (id, host, pid, device, memory_bytes, slots, apps, models, loaded, running, \

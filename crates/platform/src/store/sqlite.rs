@@ -662,6 +662,22 @@ impl JobStore for SqliteStore {
         )
     }
 
+    async fn setting(&self, name: &str, init: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(init)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn register_worker(&self, w: &WorkerInfo) -> Result<()> {
         sqlx::query(
             "INSERT INTO workers (id, host, pid, device, memory_bytes, slots, apps, models, loaded, running, \
@@ -709,11 +725,13 @@ impl JobStore for SqliteStore {
     }
 
     async fn worker_stopped(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE workers SET stopped_at = ?1, last_seen = ?1, running = 0 WHERE id = ?2")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE workers SET stopped_at = ?1, last_seen = ?1, running = 0 WHERE id = ?2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

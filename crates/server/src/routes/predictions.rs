@@ -139,6 +139,7 @@ async fn create(
         webhook: body.webhook,
         webhook_events: body.webhook_events_filter,
         batch_key: None,
+        model: None,
     };
     let (mut job, created) = state.platform.submit(new).await?;
     if let Some(secs) = wait {
