@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use atelier_workflows::diary::recommend::{precision_at_k, Recommender};
 use atelier_workflows::diary::seed::{seed, SeedSpec, EVAL_SET};
-use atelier_workflows::diary::SqliteDiary;
+use atelier_workflows::diary::SqlDiary;
 use clap::{Args, Subcommand};
 
 #[derive(Subcommand, Debug)]
@@ -43,8 +43,8 @@ pub fn run(c: DiaryCommand, rt: tokio::runtime::Runtime) -> anyhow::Result<i32> 
             let b = atelier_server::open_backends(&a.data, None, None).await?;
             let pool = b
                 .sqlite
-                .ok_or_else(|| anyhow::anyhow!("the diary site lives in SQLite"))?;
-            let diary = SqliteDiary::new(pool).await?;
+                .ok_or_else(|| anyhow::anyhow!("seeding writes to SQLite"))?;
+            let diary = SqlDiary::new(b.apps).await?;
             let has = diary.post_count().await?;
             if has > 0 {
                 anyhow::bail!(
@@ -59,7 +59,7 @@ pub fn run(c: DiaryCommand, rt: tokio::runtime::Runtime) -> anyhow::Result<i32> 
                 seed: a.seed,
                 ..SeedSpec::default()
             };
-            let r = seed(diary.pool(), &spec).await.context("seeding")?;
+            let r = seed(&pool, &spec).await.context("seeding")?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(0)
         }),

@@ -21,12 +21,12 @@ use atelier_platform::store::postgres::PgStore;
 use atelier_platform::store::sqlite::SqliteStore;
 use atelier_platform::{App, JobStore, Limits, Platform, PlatformConfig};
 use atelier_safety::PolicySet;
-use atelier_workflows::diary::{Diary, DiaryToonApp, Recommender, SqliteDiary, ToonWorkflow};
+use atelier_workflows::diary::{Diary, DiaryToonApp, Recommender, SqlDiary, ToonWorkflow};
 use atelier_workflows::storyboards::{
-    SqliteStoryboards, StoryboardApp, StoryboardWorkflow, Storyboards,
+    SqlStoryboards, StoryboardApp, StoryboardWorkflow, Storyboards,
 };
 use atelier_workflows::tickets::{
-    PhotoTicketApp, SqliteTickets, TicketBatchApp, TicketWorkflow, Tickets,
+    PhotoTicketApp, SqlTickets, TicketBatchApp, TicketWorkflow, Tickets,
 };
 use atelier_workflows::{Guard, ModelRegistry, TextToImage};
 use axum::extract::DefaultBodyLimit;
@@ -361,7 +361,9 @@ pub fn guard(cfg: &ServeConfig, models: &ModelRegistry) -> Result<Guard, ServeEr
 /// every node of a deployment).
 pub struct Backends {
     pub store: Arc<dyn JobStore>,
-    /// The embedded database, which the workflows' own stores share; `None` on PostgreSQL.
+    /// The workflows' own tables, in the same database.
+    pub apps: atelier_workflows::db::DbPool,
+    /// The embedded database's pool (bulk seeding tools); `None` on PostgreSQL.
     pub sqlite: Option<sqlx::SqlitePool>,
     pub artifacts: Artifacts,
     pub links: LinkSigner,
@@ -392,8 +394,10 @@ pub async fn open_backends(
             let secret = store
                 .setting("link_secret", &atelier_platform::auth::new_link_secret())
                 .await?;
+            let apps = atelier_workflows::db::open_postgres(store.pool(), url).await?;
             return Ok(Backends {
                 store,
+                apps,
                 sqlite: None,
                 artifacts,
                 links: LinkSigner::new(secret.as_bytes()),
@@ -403,7 +407,9 @@ pub async fn open_backends(
         None => {}
     }
     std::fs::create_dir_all(data).map_err(io(data))?;
-    let store = SqliteStore::open(&data.join("atelier.db")).await?;
+    let db_path = data.join("atelier.db");
+    let store = SqliteStore::open(&db_path).await?;
+    let apps = atelier_workflows::db::open_sqlite(store.pool(), &db_path).await?;
     let secret_path = data.join("link.secret");
     let secret = match std::fs::read_to_string(&secret_path) {
         Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
@@ -420,6 +426,7 @@ pub async fn open_backends(
         }
     };
     Ok(Backends {
+        apps,
         sqlite: Some(store.pool().clone()),
         store: Arc::new(store),
         artifacts,
@@ -443,6 +450,7 @@ pub async fn open_node(cfg: &ServeConfig) -> Result<Node, ServeError> {
         .map_err(|_| ServeError::Listen(cfg.listen.clone()))?;
     let Backends {
         store,
+        apps: apps_db,
         sqlite,
         artifacts,
         links,
@@ -511,71 +519,56 @@ pub async fn open_node(cfg: &ServeConfig) -> Result<Node, ServeError> {
         }
         None => None,
     };
-    // The workflows' own stores are SQLite-only for now: on PostgreSQL they are off and their
-    // routes say so (issue 12 follow-up), rather than keeping per-node copies that disagree.
-    let (diary, tickets, storyboards) = match &sqlite {
-        Some(pool) => {
-            let diary = Arc::new(
-                Diary::new(
-                    SqliteDiary::new(pool.clone()).await?,
-                    Arc::new(ToonWorkflow {
-                        models: models.clone(),
-                        guard: guard.clone(),
-                        writer: atelier_writer::Writer::new(llm.clone()),
-                        fonts: fonts.clone(),
-                        settings: cfg.toon.clone(),
-                    }),
-                    Arc::new(Recommender::new(embedder)),
-                )
-                .await?,
-            );
-            let tickets = Arc::new(Tickets {
-                store: Arc::new(SqliteTickets::new(pool.clone()).await?),
-                workflow: Arc::new(TicketWorkflow {
-                    models: models.clone(),
-                    guard: guard.clone(),
-                    writer: atelier_writer::Writer::new(llm.clone()),
-                    presets: Arc::new(presets(cfg.presets.as_deref())?),
-                    fonts: fonts.clone(),
-                    share_base,
-                }),
-            });
-            let storyboards = Arc::new(Storyboards {
-                store: SqliteStoryboards::new(pool.clone()).await?,
-                workflow: Arc::new(StoryboardWorkflow {
-                    models: models.clone(),
-                    guard: guard.clone(),
-                    writer: atelier_writer::Writer::new(llm.clone()),
-                    fonts: fonts.clone(),
-                    settings: cfg.storyboard.clone(),
-                }),
-            });
-            (Some(diary), Some(tickets), Some(storyboards))
-        }
-        None => {
-            tracing::warn!("photo tickets, diary toons and storyboards are not yet available on PostgreSQL; their routes answer 503");
-            (None, None, None)
-        }
-    };
-    let mut apps: Vec<Arc<dyn App>> = vec![Arc::new(TextToImage::new(models.clone(), guard))];
-    if let Some(tickets) = &tickets {
-        apps.push(Arc::new(PhotoTicketApp {
+    let diary = Arc::new(
+        Diary::new(
+            SqlDiary::new(apps_db.clone()).await?,
+            Arc::new(ToonWorkflow {
+                models: models.clone(),
+                guard: guard.clone(),
+                writer: atelier_writer::Writer::new(llm.clone()),
+                fonts: fonts.clone(),
+                settings: cfg.toon.clone(),
+            }),
+            Arc::new(Recommender::new(embedder)),
+        )
+        .await?,
+    );
+    let tickets = Arc::new(Tickets {
+        store: Arc::new(SqlTickets::new(apps_db.clone()).await?),
+        workflow: Arc::new(TicketWorkflow {
+            models: models.clone(),
+            guard: guard.clone(),
+            writer: atelier_writer::Writer::new(llm.clone()),
+            presets: Arc::new(presets(cfg.presets.as_deref())?),
+            fonts: fonts.clone(),
+            share_base,
+        }),
+    });
+    let storyboards = Arc::new(Storyboards {
+        store: SqlStoryboards::new(apps_db.clone()).await?,
+        workflow: Arc::new(StoryboardWorkflow {
+            models: models.clone(),
+            guard: guard.clone(),
+            writer: atelier_writer::Writer::new(llm.clone()),
+            fonts: fonts.clone(),
+            settings: cfg.storyboard.clone(),
+        }),
+    });
+    let apps: Vec<Arc<dyn App>> = vec![
+        Arc::new(TextToImage::new(models.clone(), guard)),
+        Arc::new(PhotoTicketApp {
             tickets: tickets.clone(),
-        }));
-        apps.push(Arc::new(TicketBatchApp {
+        }),
+        Arc::new(TicketBatchApp {
             tickets: tickets.clone(),
-        }));
-    }
-    if let Some(diary) = &diary {
-        apps.push(Arc::new(DiaryToonApp {
+        }),
+        Arc::new(DiaryToonApp {
             diary: diary.clone(),
-        }));
-    }
-    if let Some(storyboards) = &storyboards {
-        apps.push(Arc::new(StoryboardApp {
+        }),
+        Arc::new(StoryboardApp {
             storyboards: storyboards.clone(),
-        }));
-    }
+        }),
+    ];
     let platform = Platform::new(
         store.clone() as Arc<dyn JobStore>,
         artifacts,
@@ -598,9 +591,9 @@ pub async fn open_node(cfg: &ServeConfig) -> Result<Node, ServeError> {
             .map(|u| u.trim_end_matches('/').to_owned()),
         link_ttl_s: 24 * 3600,
         llm,
-        tickets,
-        diary,
-        storyboards,
+        tickets: Some(tickets),
+        diary: Some(diary),
+        storyboards: Some(storyboards),
         system,
         pulls: Arc::new(pulls::Pulls::default()),
     };

@@ -2,6 +2,7 @@
 //! then runs on the engine inside a blocking thread with progress, previews and cancel wired
 //! to the platform.
 
+pub mod db;
 pub mod diary;
 pub mod guard;
 pub mod registry;

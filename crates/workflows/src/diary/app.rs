@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::accounts::{self, LoginLimiter};
 use super::recommend::{Recommender, Scored};
 use super::store::{
-    Comment, Cursor, NewPost, Post, Session, SqliteDiary, Target, User, Visibility, HOT_WINDOW_MS,
+    Comment, Cursor, NewPost, Post, Session, SqlDiary, Target, User, Visibility, HOT_WINDOW_MS,
 };
 use super::toon::{ToonWorkflow, CAPTION_MAX, PANELS, TEXT_MAX};
 
@@ -63,7 +63,7 @@ pub type HotList = Vec<(Post, i64)>;
 
 /// The diary site over its store, the toon workflow and the recommendation index.
 pub struct Diary {
-    pub store: SqliteDiary,
+    pub store: SqlDiary,
     pub toon: Arc<ToonWorkflow>,
     pub recommender: Arc<Recommender>,
     pub limiter: LoginLimiter,
@@ -136,7 +136,7 @@ fn visibility(v: &Option<String>) -> Result<Option<Visibility>> {
 impl Diary {
     /// The service; fills the recommendation index from the listed posts.
     pub async fn new(
-        store: SqliteDiary,
+        store: SqlDiary,
         toon: Arc<ToonWorkflow>,
         recommender: Arc<Recommender>,
     ) -> Result<Self> {

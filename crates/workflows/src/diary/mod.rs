@@ -18,5 +18,5 @@ pub mod toon;
 
 pub use app::{Diary, DiaryError, DiaryToonApp, NewSession, PostInput, TOON_APP};
 pub use recommend::{Recommender, TextEmbedder};
-pub use store::{Post, SqliteDiary, User, Visibility};
+pub use store::{Post, SqlDiary, User, Visibility};
 pub use toon::{ToonSettings, ToonWorkflow};

@@ -6,8 +6,9 @@
 use atelier_platform::PlatformError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::{DbPool, DbRow};
 
 type Result<T, E = PlatformError> = std::result::Result<T, E>;
 
@@ -172,10 +173,10 @@ impl Cursor {
 /// Comments from the last this-many milliseconds count for Hot TOONs.
 pub const HOT_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// The diary tables in the platform's SQLite database.
+/// The diary tables in the platform's database (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
-pub struct SqliteDiary {
-    pool: SqlitePool,
+pub struct SqlDiary {
+    pool: DbPool,
 }
 
 const POST_COLS: &str = "p.id, p.user_id, u.display_name AS author, p.text, p.captions, p.style, \
@@ -186,7 +187,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> PlatformError {
     PlatformError::Corrupt(format!("{what}: {e}"))
 }
 
-fn user_of(r: &SqliteRow) -> User {
+fn user_of(r: &DbRow) -> User {
     User {
         id: r.get("id"),
         display_name: r.get("display_name"),
@@ -196,7 +197,7 @@ fn user_of(r: &SqliteRow) -> User {
     }
 }
 
-fn post_of(r: &SqliteRow) -> Result<Post> {
+fn post_of(r: &DbRow) -> Result<Post> {
     let captions: Option<String> = r.get("captions");
     let steps: String = r.get("steps");
     let vis: String = r.get("visibility");
@@ -228,7 +229,7 @@ fn post_of(r: &SqliteRow) -> Result<Post> {
     })
 }
 
-fn comment_of(r: &SqliteRow) -> Comment {
+fn comment_of(r: &DbRow) -> Comment {
     Comment {
         id: r.get("id"),
         post_id: r.get("post_id"),
@@ -256,17 +257,14 @@ pub struct NewPost {
     pub created_at: i64,
 }
 
-impl SqliteDiary {
-    /// Uses the platform's database; runs the workflows' migrations.
-    pub async fn new(pool: SqlitePool) -> Result<Self> {
-        let mut m = sqlx::migrate!("./migrations/sqlite");
-        m.set_ignore_missing(true);
-        m.run(&pool).await?;
+impl SqlDiary {
+    /// Uses the workflows' database ([`crate::db`] opened and migrated it).
+    pub async fn new(pool: DbPool) -> Result<Self> {
         Ok(Self { pool })
     }
 
     /// The pool (seeding tools write in bulk through it).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &DbPool {
         &self.pool
     }
 
@@ -290,7 +288,7 @@ impl SqliteDiary {
     ) -> Result<Option<User>> {
         let r = sqlx::query(
             "INSERT INTO diary_users (id, email, password_hash, display_name, created_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT(email) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT(email) DO NOTHING",
         )
         .bind(id)
         .bind(email)
@@ -307,7 +305,7 @@ impl SqliteDiary {
 
     /// An account by id.
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
-        Ok(sqlx::query("SELECT * FROM diary_users WHERE id = ?")
+        Ok(sqlx::query("SELECT * FROM diary_users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -317,7 +315,7 @@ impl SqliteDiary {
 
     /// An account and its password hash, by email.
     pub async fn credentials(&self, email: &str) -> Result<Option<(User, String)>> {
-        Ok(sqlx::query("SELECT * FROM diary_users WHERE email = ?")
+        Ok(sqlx::query("SELECT * FROM diary_users WHERE email = $1")
             .bind(email)
             .fetch_optional(&self.pool)
             .await?
@@ -332,14 +330,14 @@ impl SqliteDiary {
         avatar: Option<Option<&str>>,
     ) -> Result<()> {
         if let Some(n) = display_name {
-            sqlx::query("UPDATE diary_users SET display_name = ? WHERE id = ?")
+            sqlx::query("UPDATE diary_users SET display_name = $1 WHERE id = $2")
                 .bind(n)
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
         }
         if let Some(a) = avatar {
-            sqlx::query("UPDATE diary_users SET avatar = ? WHERE id = ?")
+            sqlx::query("UPDATE diary_users SET avatar = $1 WHERE id = $2")
                 .bind(a)
                 .bind(id)
                 .execute(&self.pool)
@@ -350,7 +348,7 @@ impl SqliteDiary {
 
     /// Grants or removes the moderator role; false when there is no such user.
     pub async fn set_role(&self, id: &str, role: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE diary_users SET role = ? WHERE id = ?")
+        let r = sqlx::query("UPDATE diary_users SET role = $1 WHERE id = $2")
             .bind(role)
             .bind(id)
             .execute(&self.pool)
@@ -369,7 +367,7 @@ impl SqliteDiary {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO diary_sessions (token_hash, user_id, csrf, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(token_hash)
         .bind(user_id)
@@ -379,7 +377,7 @@ impl SqliteDiary {
         .execute(&self.pool)
         .await?;
         // Expired sessions of anyone are swept now and then.
-        sqlx::query("DELETE FROM diary_sessions WHERE expires_at < ?")
+        sqlx::query("DELETE FROM diary_sessions WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -391,7 +389,7 @@ impl SqliteDiary {
         let row = sqlx::query(
             "SELECT u.*, s.csrf, s.expires_at FROM diary_sessions s
              JOIN diary_users u ON u.id = s.user_id
-             WHERE s.token_hash = ? AND s.expires_at > ?",
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
@@ -406,7 +404,7 @@ impl SqliteDiary {
 
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM diary_sessions WHERE token_hash = ?")
+        sqlx::query("DELETE FROM diary_sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&self.pool)
             .await?;
@@ -420,7 +418,7 @@ impl SqliteDiary {
         sqlx::query(
             "INSERT INTO diary_posts (id, user_id, text, captions, style, visibility, status,
                                       created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
         )
         .bind(&p.id)
         .bind(&p.user_id)
@@ -439,7 +437,7 @@ impl SqliteDiary {
     pub async fn post(&self, id: &str) -> Result<Option<Post>> {
         sqlx::query(&format!(
             "SELECT {POST_COLS} FROM diary_posts p JOIN diary_users u ON u.id = p.user_id
-             WHERE p.id = ?"
+             WHERE p.id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -454,7 +452,10 @@ impl SqliteDiary {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; ids.len()].join(",");
+        let marks = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let sql = format!(
             "SELECT {POST_COLS} FROM diary_posts p JOIN diary_users u ON u.id = p.user_id
              WHERE p.id IN ({marks})"
@@ -478,34 +479,34 @@ impl SqliteDiary {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         if let Some(t) = text {
-            sqlx::query("UPDATE diary_posts SET text = ? WHERE id = ?")
+            sqlx::query("UPDATE diary_posts SET text = $1 WHERE id = $2")
                 .bind(t)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
         if let Some(c) = captions {
-            sqlx::query("UPDATE diary_posts SET captions = ? WHERE id = ?")
+            sqlx::query("UPDATE diary_posts SET captions = $1 WHERE id = $2")
                 .bind(c.map(|c| json(&c)).transpose()?)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
         if let Some(s) = style {
-            sqlx::query("UPDATE diary_posts SET style = ? WHERE id = ?")
+            sqlx::query("UPDATE diary_posts SET style = $1 WHERE id = $2")
                 .bind(s)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
         if let Some(v) = visibility {
-            sqlx::query("UPDATE diary_posts SET visibility = ? WHERE id = ?")
+            sqlx::query("UPDATE diary_posts SET visibility = $1 WHERE id = $2")
                 .bind(v.as_str())
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE diary_posts SET updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE diary_posts SET updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
@@ -518,9 +519,9 @@ impl SqliteDiary {
     /// older revision (a job an edit superseded) changes nothing.
     pub async fn save_toon(&self, p: &Post) -> Result<()> {
         sqlx::query(
-            "UPDATE diary_posts SET status = ?, steps = ?, title = ?, grid_file = ?,
-                    strip_file = ?, flagged = ?, job_id = ?, updated_at = ?
-             WHERE id = ? AND rev = ?",
+            "UPDATE diary_posts SET status = $1, steps = $2, title = $3, grid_file = $4,
+                    strip_file = $5, flagged = $6, job_id = $7, updated_at = $8
+             WHERE id = $9 AND rev = $10",
         )
         .bind(&p.status)
         .bind(json(&p.steps)?)
@@ -542,7 +543,7 @@ impl SqliteDiary {
     pub async fn requeue(&self, id: &str, now: i64) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "UPDATE diary_posts SET status = 'pending', steps = '[]', job_id = NULL, flagged = 0,
-                    rev = rev + 1, updated_at = ? WHERE id = ? RETURNING rev",
+                    rev = rev + 1, updated_at = $1 WHERE id = $2 RETURNING rev",
         )
         .bind(now)
         .bind(id)
@@ -552,7 +553,7 @@ impl SqliteDiary {
 
     /// Records the job drawing a revision (unless a newer revision has been queued since).
     pub async fn set_job(&self, id: &str, rev: i64, job_id: &str) -> Result<()> {
-        sqlx::query("UPDATE diary_posts SET job_id = ? WHERE id = ? AND rev = ?")
+        sqlx::query("UPDATE diary_posts SET job_id = $1 WHERE id = $2 AND rev = $3")
             .bind(job_id)
             .bind(id)
             .bind(rev)
@@ -563,7 +564,7 @@ impl SqliteDiary {
 
     /// Soft-deletes a post: kept for moderation, gone from every feed at once.
     pub async fn delete_post(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE diary_posts SET deleted_at = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE diary_posts SET deleted_at = $1, updated_at = $2 WHERE id = $3")
             .bind(now)
             .bind(now)
             .bind(id)
@@ -574,7 +575,7 @@ impl SqliteDiary {
 
     /// Hides or shows a post (moderators).
     pub async fn hide_post(&self, id: &str, hidden: bool) -> Result<bool> {
-        let r = sqlx::query("UPDATE diary_posts SET hidden = ? WHERE id = ?")
+        let r = sqlx::query("UPDATE diary_posts SET hidden = $1 WHERE id = $2")
             .bind(hidden as i64)
             .bind(id)
             .execute(&self.pool)
@@ -590,7 +591,7 @@ impl SqliteDiary {
             None => {
                 sqlx::query(&format!(
                     "SELECT {POST_COLS} FROM diary_posts p JOIN diary_users u ON u.id = p.user_id
-                     WHERE p.listed = 1 ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
+                     WHERE p.listed = 1 ORDER BY p.created_at DESC, p.id DESC LIMIT $1"
                 ))
                 .bind(limit)
                 .fetch_all(&self.pool)
@@ -599,8 +600,8 @@ impl SqliteDiary {
             Some(c) => {
                 sqlx::query(&format!(
                     "SELECT {POST_COLS} FROM diary_posts p JOIN diary_users u ON u.id = p.user_id
-                     WHERE p.listed = 1 AND (p.created_at, p.id) < (?, ?)
-                     ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
+                     WHERE p.listed = 1 AND (p.created_at, p.id) < ($1, $2)
+                     ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
                 ))
                 .bind(c.created_at)
                 .bind(&c.id)
@@ -618,13 +619,13 @@ impl SqliteDiary {
         let sql = format!(
             "SELECT {POST_COLS}, h.n AS recent FROM (
                  SELECT post_id, COUNT(*) AS n FROM diary_comments
-                 WHERE created_at >= ? AND deleted_at IS NULL AND hidden = 0
+                 WHERE created_at >= $1 AND deleted_at IS NULL AND hidden = 0
                  GROUP BY post_id
              ) h
              JOIN diary_posts p ON p.id = h.post_id
              JOIN diary_users u ON u.id = p.user_id
              WHERE p.listed = 1
-             ORDER BY h.n DESC, p.created_at DESC, p.id DESC LIMIT ?"
+             ORDER BY h.n DESC, p.created_at DESC, p.id DESC LIMIT $2"
         );
         sqlx::query(&sql)
             .bind(since)
@@ -657,12 +658,12 @@ impl SqliteDiary {
         let rows = sqlx::query(
             "WITH who AS (
                  SELECT user_id, MAX(created_at) AS t FROM diary_comments
-                 WHERE post_id = ?1 AND deleted_at IS NULL AND hidden = 0
+                 WHERE post_id = $1 AND deleted_at IS NULL AND hidden = 0
                  GROUP BY user_id ORDER BY t DESC LIMIT 50
              )
              SELECT c.post_id AS post_id, COUNT(DISTINCT c.user_id) AS n
              FROM who JOIN diary_comments c ON c.user_id = who.user_id
-             WHERE c.post_id != ?1 AND c.deleted_at IS NULL AND c.hidden = 0
+             WHERE c.post_id != $1 AND c.deleted_at IS NULL AND c.hidden = 0
              GROUP BY c.post_id ORDER BY n DESC LIMIT 200",
         )
         .bind(post_id)
@@ -688,7 +689,7 @@ impl SqliteDiary {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO diary_comments (id, post_id, user_id, text, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id)
         .bind(post_id)
@@ -698,7 +699,7 @@ impl SqliteDiary {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE diary_posts SET comment_count = comment_count + 1 WHERE id = ?")
+        sqlx::query("UPDATE diary_posts SET comment_count = comment_count + 1 WHERE id = $1")
             .bind(post_id)
             .execute(&mut *tx)
             .await?;
@@ -710,7 +711,7 @@ impl SqliteDiary {
     pub async fn comment(&self, id: &str) -> Result<Option<(Comment, bool)>> {
         Ok(sqlx::query(
             "SELECT c.*, u.display_name AS author FROM diary_comments c
-             JOIN diary_users u ON u.id = c.user_id WHERE c.id = ? AND c.deleted_at IS NULL",
+             JOIN diary_users u ON u.id = c.user_id WHERE c.id = $1 AND c.deleted_at IS NULL",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -720,7 +721,7 @@ impl SqliteDiary {
 
     /// Changes a comment's text.
     pub async fn edit_comment(&self, id: &str, text: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE diary_comments SET text = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE diary_comments SET text = $1, updated_at = $2 WHERE id = $3")
             .bind(text)
             .bind(now)
             .bind(id)
@@ -739,7 +740,7 @@ impl SqliteDiary {
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let Some(r) =
-            sqlx::query("SELECT post_id, hidden, deleted_at FROM diary_comments WHERE id = ?")
+            sqlx::query("SELECT post_id, hidden, deleted_at FROM diary_comments WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -751,7 +752,7 @@ impl SqliteDiary {
             r.get::<i64, _>("hidden") == 0 && r.get::<Option<i64>, _>("deleted_at").is_none();
         if let Some(t) = delete_at {
             sqlx::query(
-                "UPDATE diary_comments SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+                "UPDATE diary_comments SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
             )
             .bind(t)
             .bind(id)
@@ -759,13 +760,13 @@ impl SqliteDiary {
             .await?;
         }
         if let Some(h) = hide {
-            sqlx::query("UPDATE diary_comments SET hidden = ? WHERE id = ?")
+            sqlx::query("UPDATE diary_comments SET hidden = $1 WHERE id = $2")
                 .bind(h as i64)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
-        let r = sqlx::query("SELECT hidden, deleted_at FROM diary_comments WHERE id = ?")
+        let r = sqlx::query("SELECT hidden, deleted_at FROM diary_comments WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
@@ -773,7 +774,7 @@ impl SqliteDiary {
             r.get::<i64, _>("hidden") == 0 && r.get::<Option<i64>, _>("deleted_at").is_none();
         let delta = visible as i64 - was_visible as i64;
         if delta != 0 {
-            sqlx::query("UPDATE diary_posts SET comment_count = comment_count + ? WHERE id = ?")
+            sqlx::query("UPDATE diary_posts SET comment_count = comment_count + $1 WHERE id = $2")
                 .bind(delta)
                 .bind(&post_id)
                 .execute(&mut *tx)
@@ -793,8 +794,8 @@ impl SqliteDiary {
         Ok(sqlx::query(
             "SELECT c.*, u.display_name AS author FROM diary_comments c
              JOIN diary_users u ON u.id = c.user_id
-             WHERE c.post_id = ? AND c.deleted_at IS NULL AND c.hidden = 0 AND c.created_at > ?
-             ORDER BY c.created_at, c.id LIMIT ?",
+             WHERE c.post_id = $1 AND c.deleted_at IS NULL AND c.hidden = 0 AND c.created_at > $2
+             ORDER BY c.created_at, c.id LIMIT $3",
         )
         .bind(post_id)
         .bind(after.unwrap_or(i64::MIN))
@@ -811,7 +812,7 @@ impl SqliteDiary {
         let mut tx = self.pool.begin().await?;
         let changed = if on {
             sqlx::query(
-                "INSERT INTO diary_likes (post_id, user_id, created_at) VALUES (?, ?, ?)
+                "INSERT INTO diary_likes (post_id, user_id, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
             )
             .bind(post_id)
@@ -821,7 +822,7 @@ impl SqliteDiary {
             .await?
             .rows_affected() as i64
         } else {
-            -(sqlx::query("DELETE FROM diary_likes WHERE post_id = ? AND user_id = ?")
+            -(sqlx::query("DELETE FROM diary_likes WHERE post_id = $1 AND user_id = $2")
                 .bind(post_id)
                 .bind(user_id)
                 .execute(&mut *tx)
@@ -829,7 +830,7 @@ impl SqliteDiary {
                 .rows_affected() as i64)
         };
         let n: i64 = sqlx::query_scalar(
-            "UPDATE diary_posts SET like_count = like_count + ? WHERE id = ? RETURNING like_count",
+            "UPDATE diary_posts SET like_count = like_count + $1 WHERE id = $2 RETURNING like_count",
         )
         .bind(changed)
         .bind(post_id)
@@ -842,7 +843,7 @@ impl SqliteDiary {
     /// Whether a user likes a post.
     pub async fn likes(&self, post_id: &str, user_id: &str) -> Result<bool> {
         Ok(
-            sqlx::query("SELECT 1 FROM diary_likes WHERE post_id = ? AND user_id = ?")
+            sqlx::query("SELECT 1 FROM diary_likes WHERE post_id = $1 AND user_id = $2")
                 .bind(post_id)
                 .bind(user_id)
                 .fetch_optional(&self.pool)
@@ -865,7 +866,7 @@ impl SqliteDiary {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO diary_reports (id, kind, target_id, user_id, reason, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(target.as_str())
@@ -881,7 +882,7 @@ impl SqliteDiary {
     /// Open reports, oldest first.
     pub async fn open_reports(&self, limit: i64) -> Result<Vec<Report>> {
         Ok(sqlx::query(
-            "SELECT * FROM diary_reports WHERE resolved_at IS NULL ORDER BY created_at LIMIT ?",
+            "SELECT * FROM diary_reports WHERE resolved_at IS NULL ORDER BY created_at LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -909,8 +910,8 @@ impl SqliteDiary {
         now: i64,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE diary_reports SET resolved_at = ?, resolution = ?
-             WHERE kind = ? AND target_id = ? AND resolved_at IS NULL",
+            "UPDATE diary_reports SET resolved_at = $1, resolution = $2
+             WHERE kind = $3 AND target_id = $4 AND resolved_at IS NULL",
         )
         .bind(now)
         .bind(resolution)

@@ -13,7 +13,7 @@ use super::spec::{
     self, check_text, AnimaticOptions, Aspect, Brief, CutText, Generation, Op, CATEGORIES, CUTS,
 };
 use super::steps::{formats, StoryboardWorkflow};
-use super::store::{Board, Comment, SqliteStoryboards, Version};
+use super::store::{Board, Comment, SqlStoryboards, Version};
 
 /// The app name of a version's drawing job.
 pub const STORYBOARD_APP: &str = "atelier/storyboard";
@@ -119,7 +119,7 @@ pub enum ExportItem {
 
 /// Storyboards over their store and workflow.
 pub struct Storyboards {
-    pub store: SqliteStoryboards,
+    pub store: SqlStoryboards,
     pub workflow: Arc<StoryboardWorkflow>,
 }
 

@@ -15,4 +15,4 @@ pub mod store;
 
 pub use app::{StoryboardApp, StoryboardError, Storyboards, STORYBOARD_APP};
 pub use steps::{StoryboardSettings, StoryboardWorkflow};
-pub use store::{Board, Comment, SqliteStoryboards, Version};
+pub use store::{Board, Comment, SqlStoryboards, Version};

@@ -5,8 +5,9 @@
 use atelier_platform::PlatformError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::{DbPool, DbRow};
 
 use super::spec::{Brief, Cut};
 
@@ -60,13 +61,13 @@ pub struct Comment {
     pub resolved_by: Option<String>,
 }
 
-/// The SQLite store of storyboards.
+/// Storyboards in the platform's database (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
-pub struct SqliteStoryboards {
-    pool: SqlitePool,
+pub struct SqlStoryboards {
+    pool: DbPool,
 }
 
-fn json_col<T: serde::de::DeserializeOwned>(r: &SqliteRow, col: &str) -> Result<T> {
+fn json_col<T: serde::de::DeserializeOwned>(r: &DbRow, col: &str) -> Result<T> {
     let s: String = r.try_get(col)?;
     serde_json::from_str(&s).map_err(|e| PlatformError::Corrupt(format!("{col}: {e}")))
 }
@@ -75,7 +76,7 @@ fn to_json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| PlatformError::Corrupt(e.to_string()))
 }
 
-fn board(r: &SqliteRow) -> Result<Board> {
+fn board(r: &DbRow) -> Result<Board> {
     Ok(Board {
         id: r.try_get("id")?,
         tenant_id: r.try_get("tenant_id")?,
@@ -86,7 +87,7 @@ fn board(r: &SqliteRow) -> Result<Board> {
     })
 }
 
-fn version(r: &SqliteRow) -> Result<Version> {
+fn version(r: &DbRow) -> Result<Version> {
     Ok(Version {
         storyboard_id: r.try_get("storyboard_id")?,
         version: r.try_get("version")?,
@@ -103,7 +104,7 @@ fn version(r: &SqliteRow) -> Result<Version> {
     })
 }
 
-fn comment(r: &SqliteRow) -> Result<Comment> {
+fn comment(r: &DbRow) -> Result<Comment> {
     Ok(Comment {
         id: r.try_get("id")?,
         storyboard_id: r.try_get("storyboard_id")?,
@@ -117,12 +118,9 @@ fn comment(r: &SqliteRow) -> Result<Comment> {
     })
 }
 
-impl SqliteStoryboards {
-    /// Uses the platform's database; runs the workflows' migrations.
-    pub async fn new(pool: SqlitePool) -> Result<Self> {
-        let mut m = sqlx::migrate!("./migrations/sqlite");
-        m.set_ignore_missing(true);
-        m.run(&pool).await?;
+impl SqlStoryboards {
+    /// Uses the workflows' database ([`crate::db`] opened and migrated it).
+    pub async fn new(pool: DbPool) -> Result<Self> {
         Ok(Self { pool })
     }
 
@@ -130,7 +128,7 @@ impl SqliteStoryboards {
     pub async fn create(&self, b: &Board, v: &Version) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO storyboards (id, tenant_id, brief, head, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO storyboards (id, tenant_id, brief, head, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&b.id)
         .bind(&b.tenant_id)
@@ -148,7 +146,7 @@ impl SqliteStoryboards {
     /// A tenant's board (not deleted).
     pub async fn board(&self, tenant: &str, id: &str) -> Result<Option<Board>> {
         sqlx::query(
-            "SELECT * FROM storyboards WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL",
+            "SELECT * FROM storyboards WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
         )
         .bind(id)
         .bind(tenant)
@@ -161,7 +159,7 @@ impl SqliteStoryboards {
 
     /// A board by id alone (the job runs under the tenant that made it).
     pub async fn board_by_id(&self, id: &str) -> Result<Option<Board>> {
-        sqlx::query("SELECT * FROM storyboards WHERE id = ? AND deleted_at IS NULL")
+        sqlx::query("SELECT * FROM storyboards WHERE id = $1 AND deleted_at IS NULL")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -173,7 +171,7 @@ impl SqliteStoryboards {
     /// A tenant's boards, newest first.
     pub async fn list(&self, tenant: &str, limit: i64) -> Result<Vec<Board>> {
         sqlx::query(
-            "SELECT * FROM storyboards WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT ?",
+            "SELECT * FROM storyboards WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $2",
         )
         .bind(tenant)
         .bind(limit)
@@ -187,7 +185,7 @@ impl SqliteStoryboards {
     /// Soft delete: the board disappears from every read; files stay until collected.
     pub async fn delete(&self, tenant: &str, id: &str, now: i64) -> Result<bool> {
         Ok(sqlx::query(
-            "UPDATE storyboards SET deleted_at = ? WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL",
+            "UPDATE storyboards SET deleted_at = $1 WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL",
         )
         .bind(now)
         .bind(id)
@@ -200,7 +198,7 @@ impl SqliteStoryboards {
 
     /// Replaces the brief (the product photo is added after creation).
     pub async fn set_brief(&self, id: &str, brief: &Brief, now: i64) -> Result<()> {
-        sqlx::query("UPDATE storyboards SET brief = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE storyboards SET brief = $1, updated_at = $2 WHERE id = $3")
             .bind(to_json(brief)?)
             .bind(now)
             .bind(id)
@@ -211,7 +209,7 @@ impl SqliteStoryboards {
 
     /// One version.
     pub async fn version(&self, id: &str, n: i64) -> Result<Option<Version>> {
-        sqlx::query("SELECT * FROM storyboard_versions WHERE storyboard_id = ? AND version = ?")
+        sqlx::query("SELECT * FROM storyboard_versions WHERE storyboard_id = $1 AND version = $2")
             .bind(id)
             .bind(n)
             .fetch_optional(&self.pool)
@@ -223,7 +221,7 @@ impl SqliteStoryboards {
 
     /// Every version, oldest first.
     pub async fn versions(&self, id: &str) -> Result<Vec<Version>> {
-        sqlx::query("SELECT * FROM storyboard_versions WHERE storyboard_id = ? ORDER BY version")
+        sqlx::query("SELECT * FROM storyboard_versions WHERE storyboard_id = $1 ORDER BY version")
             .bind(id)
             .fetch_all(&self.pool)
             .await?
@@ -237,7 +235,7 @@ impl SqliteStoryboards {
     pub async fn push_version(&self, expected_head: i64, v: &Version) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
-            "UPDATE storyboards SET head = ?, updated_at = ? WHERE id = ? AND head = ? AND deleted_at IS NULL",
+            "UPDATE storyboards SET head = $1, updated_at = $2 WHERE id = $3 AND head = $4 AND deleted_at IS NULL",
         )
         .bind(v.version)
         .bind(v.created_at)
@@ -257,7 +255,7 @@ impl SqliteStoryboards {
     /// Records the job drawing a version.
     pub async fn set_job(&self, id: &str, n: i64, job: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE storyboard_versions SET job_id = ? WHERE storyboard_id = ? AND version = ?",
+            "UPDATE storyboard_versions SET job_id = $1 WHERE storyboard_id = $2 AND version = $3",
         )
         .bind(job)
         .bind(id)
@@ -270,7 +268,7 @@ impl SqliteStoryboards {
     /// Saves a version's progress (title, cuts, status, steps, outputs) as its job goes.
     pub async fn save_progress(&self, v: &Version) -> Result<()> {
         sqlx::query(
-            "UPDATE storyboard_versions SET title = ?, cuts = ?, status = ?, steps = ?, outputs = ?, updated_at = ? WHERE storyboard_id = ? AND version = ?",
+            "UPDATE storyboard_versions SET title = $1, cuts = $2, status = $3, steps = $4, outputs = $5, updated_at = $6 WHERE storyboard_id = $7 AND version = $8",
         )
         .bind(&v.title)
         .bind(to_json(&v.cuts)?)
@@ -288,7 +286,7 @@ impl SqliteStoryboards {
     /// Adds a comment.
     pub async fn add_comment(&self, c: &Comment) -> Result<()> {
         sqlx::query(
-            "INSERT INTO storyboard_comments (id, storyboard_id, cut_id, version, author, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO storyboard_comments (id, storyboard_id, cut_id, version, author, text, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&c.id)
         .bind(&c.storyboard_id)
@@ -305,7 +303,7 @@ impl SqliteStoryboards {
     /// A board's comments, oldest first, optionally of one cut.
     pub async fn comments(&self, id: &str, cut: Option<&str>) -> Result<Vec<Comment>> {
         sqlx::query(
-            "SELECT * FROM storyboard_comments WHERE storyboard_id = ? AND (? IS NULL OR cut_id = ?) ORDER BY created_at, id",
+            "SELECT * FROM storyboard_comments WHERE storyboard_id = $1 AND ($2 IS NULL OR cut_id = $3) ORDER BY created_at, id",
         )
         .bind(id)
         .bind(cut)
@@ -326,7 +324,7 @@ impl SqliteStoryboards {
         now: i64,
     ) -> Result<Option<Comment>> {
         sqlx::query(
-            "UPDATE storyboard_comments SET resolved_at = ?, resolved_by = ? WHERE id = ? AND storyboard_id = ?",
+            "UPDATE storyboard_comments SET resolved_at = $1, resolved_by = $2 WHERE id = $3 AND storyboard_id = $4",
         )
         .bind(by.map(|_| now))
         .bind(by)
@@ -334,7 +332,7 @@ impl SqliteStoryboards {
         .bind(board)
         .execute(&self.pool)
         .await?;
-        sqlx::query("SELECT * FROM storyboard_comments WHERE id = ? AND storyboard_id = ?")
+        sqlx::query("SELECT * FROM storyboard_comments WHERE id = $1 AND storyboard_id = $2")
             .bind(id)
             .bind(board)
             .fetch_optional(&self.pool)
@@ -345,9 +343,9 @@ impl SqliteStoryboards {
     }
 }
 
-async fn insert_version(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, v: &Version) -> Result<()> {
+async fn insert_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>, v: &Version) -> Result<()> {
     sqlx::query(
-        "INSERT INTO storyboard_versions (storyboard_id, version, parent, action, title, cuts, status, job_id, steps, outputs, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO storyboard_versions (storyboard_id, version, parent, action, title, cuts, status, job_id, steps, outputs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&v.storyboard_id)
     .bind(v.version)

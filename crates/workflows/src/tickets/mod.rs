@@ -21,4 +21,4 @@ pub mod store;
 pub use app::{PhotoTicketApp, TicketBatchApp, Tickets, BATCH_APP, TICKET_APP};
 pub use campaign::{Campaign, CampaignSpec};
 pub use steps::{Step, TicketHost, TicketWorkflow};
-pub use store::{SqliteTickets, TicketInput, TicketRecord, TicketStore};
+pub use store::{SqlTickets, TicketInput, TicketRecord, TicketStore};

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use atelier_platform::PlatformError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::{DbPool, DbRow};
 
 use super::campaign::{Campaign, CampaignSpec};
 use super::steps::StepRecord;
@@ -235,18 +236,15 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn batch_tickets(&self, id: &str) -> Result<Vec<TicketRecord>>;
 }
 
-/// SQLite-backed [`TicketStore`].
+/// [`TicketStore`] in the platform's database (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
-pub struct SqliteTickets {
-    pool: SqlitePool,
+pub struct SqlTickets {
+    pool: DbPool,
 }
 
-impl SqliteTickets {
-    /// Uses the platform's database; runs this workflow's migrations.
-    pub async fn new(pool: SqlitePool) -> Result<Self> {
-        let mut m = sqlx::migrate!("./migrations/sqlite");
-        m.set_ignore_missing(true);
-        m.run(&pool).await?;
+impl SqlTickets {
+    /// Uses the workflows' database ([`crate::db`] opened and migrated it).
+    pub async fn new(pool: DbPool) -> Result<Self> {
         Ok(Self { pool })
     }
 }
@@ -259,7 +257,7 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| PlatformError::Corrupt(format!("{what}: {e}")))
 }
 
-fn campaign_from_row(r: &SqliteRow) -> Result<Campaign> {
+fn campaign_from_row(r: &DbRow) -> Result<Campaign> {
     let spec: String = r.try_get("spec")?;
     Ok(Campaign {
         id: r.try_get("id")?,
@@ -271,7 +269,7 @@ fn campaign_from_row(r: &SqliteRow) -> Result<Campaign> {
     })
 }
 
-fn ticket_from_row(r: &SqliteRow) -> Result<TicketRecord> {
+fn ticket_from_row(r: &DbRow) -> Result<TicketRecord> {
     let input: String = r.try_get("input")?;
     let steps: String = r.try_get("steps")?;
     let status: String = r.try_get("status")?;
@@ -294,7 +292,7 @@ fn ticket_from_row(r: &SqliteRow) -> Result<TicketRecord> {
     })
 }
 
-fn batch_from_row(r: &SqliteRow) -> Result<Batch> {
+fn batch_from_row(r: &DbRow) -> Result<Batch> {
     Ok(Batch {
         id: r.try_get("id")?,
         tenant_id: r.try_get("tenant_id")?,
@@ -311,7 +309,7 @@ fn batch_from_row(r: &SqliteRow) -> Result<Batch> {
     })
 }
 
-fn row_from_row(r: &SqliteRow) -> Result<BatchRow> {
+fn row_from_row(r: &DbRow) -> Result<BatchRow> {
     let input: Option<String> = r.try_get("input")?;
     let error: Option<String> = r.try_get("error")?;
     Ok(BatchRow {
@@ -328,11 +326,11 @@ const CAMPAIGN_SELECT: &str = "SELECT c.id, c.tenant_id, v.version, v.spec, c.cr
     v.created_at AS updated_at FROM campaigns c JOIN campaign_versions v ON v.campaign_id = c.id";
 
 #[async_trait]
-impl TicketStore for SqliteTickets {
+impl TicketStore for SqlTickets {
     async fn create_campaign(&self, c: &Campaign) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO campaigns (id, tenant_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO campaigns (id, tenant_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&c.id)
         .bind(&c.tenant_id)
@@ -342,7 +340,7 @@ impl TicketStore for SqliteTickets {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO campaign_versions (campaign_id, version, spec, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO campaign_versions (campaign_id, version, spec, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&c.id)
         .bind(c.version)
@@ -364,8 +362,8 @@ impl TicketStore for SqliteTickets {
         let mut tx = self.pool.begin().await?;
         // One statement bumps the version, so two concurrent edits get two versions.
         let row = sqlx::query(
-            "UPDATE campaigns SET version = version + 1, updated_at = ? \
-             WHERE id = ? AND tenant_id = ? RETURNING version",
+            "UPDATE campaigns SET version = version + 1, updated_at = $1 \
+             WHERE id = $2 AND tenant_id = $3 RETURNING version",
         )
         .bind(now)
         .bind(id)
@@ -377,7 +375,7 @@ impl TicketStore for SqliteTickets {
         };
         let version: i64 = row.try_get("version")?;
         sqlx::query(
-            "INSERT INTO campaign_versions (campaign_id, version, spec, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO campaign_versions (campaign_id, version, spec, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(version)
@@ -398,7 +396,7 @@ impl TicketStore for SqliteTickets {
         let row = match version {
             Some(v) => {
                 sqlx::query(&format!(
-                    "{CAMPAIGN_SELECT} WHERE c.id = ? AND c.tenant_id = ? AND v.version = ?"
+                    "{CAMPAIGN_SELECT} WHERE c.id = $1 AND c.tenant_id = $2 AND v.version = $3"
                 ))
                 .bind(id)
                 .bind(tenant_id)
@@ -408,8 +406,8 @@ impl TicketStore for SqliteTickets {
             }
             None => {
                 sqlx::query(&format!(
-                    "{CAMPAIGN_SELECT} WHERE c.id = ? AND c.tenant_id = ? AND v.version = c.version"
-                ))
+                "{CAMPAIGN_SELECT} WHERE c.id = $1 AND c.tenant_id = $2 AND v.version = c.version"
+            ))
                 .bind(id)
                 .bind(tenant_id)
                 .fetch_optional(&self.pool)
@@ -421,7 +419,7 @@ impl TicketStore for SqliteTickets {
 
     async fn list_campaigns(&self, tenant_id: &str) -> Result<Vec<Campaign>> {
         let rows = sqlx::query(&format!(
-            "{CAMPAIGN_SELECT} WHERE c.tenant_id = ? AND v.version = c.version ORDER BY c.created_at DESC, c.id DESC"
+            "{CAMPAIGN_SELECT} WHERE c.tenant_id = $1 AND v.version = c.version ORDER BY c.created_at DESC, c.id DESC"
         ))
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -433,7 +431,7 @@ impl TicketStore for SqliteTickets {
         sqlx::query(
             "INSERT INTO tickets (id, tenant_id, campaign_id, campaign_version, share_id, batch_id, line, \
              job_id, status, input, steps, file, revoked_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT(id) DO UPDATE SET job_id = excluded.job_id, status = excluded.status, \
              input = excluded.input, steps = excluded.steps, file = excluded.file, \
              updated_at = excluded.updated_at",
@@ -459,7 +457,7 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn ticket(&self, tenant_id: &str, id: &str) -> Result<Option<TicketRecord>> {
-        let row = sqlx::query("SELECT * FROM tickets WHERE id = ? AND tenant_id = ?")
+        let row = sqlx::query("SELECT * FROM tickets WHERE id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant_id)
             .fetch_optional(&self.pool)
@@ -468,7 +466,7 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn ticket_any(&self, id: &str) -> Result<Option<TicketRecord>> {
-        let row = sqlx::query("SELECT * FROM tickets WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM tickets WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -476,7 +474,7 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn ticket_by_share(&self, share_id: &str) -> Result<Option<TicketRecord>> {
-        let row = sqlx::query("SELECT * FROM tickets WHERE share_id = ?")
+        let row = sqlx::query("SELECT * FROM tickets WHERE share_id = $1")
             .bind(share_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -490,8 +488,8 @@ impl TicketStore for SqliteTickets {
         now: i64,
     ) -> Result<Option<TicketRecord>> {
         sqlx::query(
-            "UPDATE tickets SET revoked_at = COALESCE(revoked_at, ?), updated_at = ? \
-             WHERE id = ? AND tenant_id = ?",
+            "UPDATE tickets SET revoked_at = COALESCE(revoked_at, $1), updated_at = $2 \
+             WHERE id = $3 AND tenant_id = $4",
         )
         .bind(now)
         .bind(now)
@@ -509,8 +507,8 @@ impl TicketStore for SqliteTickets {
         limit: i64,
     ) -> Result<Vec<TicketRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM tickets WHERE tenant_id = ? AND campaign_id = ? \
-             ORDER BY created_at DESC, id DESC LIMIT ?",
+            "SELECT * FROM tickets WHERE tenant_id = $1 AND campaign_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
         )
         .bind(tenant_id)
         .bind(campaign_id)
@@ -525,7 +523,7 @@ impl TicketStore for SqliteTickets {
         let inserted = sqlx::query(
             "INSERT INTO batches (id, tenant_id, campaign_id, campaign_version, digest, filename, \
              encoding, total, job_id, status, created_at, completed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT(tenant_id, campaign_id, digest) DO NOTHING",
         )
         .bind(&b.id)
@@ -546,7 +544,7 @@ impl TicketStore for SqliteTickets {
             == 1;
         if !inserted {
             let row = sqlx::query(
-                "SELECT * FROM batches WHERE tenant_id = ? AND campaign_id = ? AND digest = ?",
+                "SELECT * FROM batches WHERE tenant_id = $1 AND campaign_id = $2 AND digest = $3",
             )
             .bind(&b.tenant_id)
             .bind(&b.campaign_id)
@@ -558,7 +556,7 @@ impl TicketStore for SqliteTickets {
         for r in rows {
             sqlx::query(
                 "INSERT INTO batch_rows (batch_id, line, status, input, ticket_id, error, finished_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&b.id)
             .bind(r.line)
@@ -575,7 +573,7 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn set_batch_job(&self, id: &str, job_id: &str) -> Result<()> {
-        sqlx::query("UPDATE batches SET job_id = ? WHERE id = ?")
+        sqlx::query("UPDATE batches SET job_id = $1 WHERE id = $2")
             .bind(job_id)
             .bind(id)
             .execute(&self.pool)
@@ -584,7 +582,7 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn batch(&self, tenant_id: &str, id: &str) -> Result<Option<Batch>> {
-        let row = sqlx::query("SELECT * FROM batches WHERE id = ? AND tenant_id = ?")
+        let row = sqlx::query("SELECT * FROM batches WHERE id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant_id)
             .fetch_optional(&self.pool)
@@ -593,7 +591,7 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn batch_any(&self, id: &str) -> Result<Option<Batch>> {
-        let row = sqlx::query("SELECT * FROM batches WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM batches WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -601,29 +599,28 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn batch_rows(&self, id: &str, status: Option<&str>) -> Result<Vec<BatchRow>> {
-        let rows = match status {
-            Some(s) => {
-                sqlx::query(
-                    "SELECT * FROM batch_rows WHERE batch_id = ? AND status = ? ORDER BY line",
+        let rows =
+            match status {
+                Some(s) => sqlx::query(
+                    "SELECT * FROM batch_rows WHERE batch_id = $1 AND status = $2 ORDER BY line",
                 )
                 .bind(id)
                 .bind(s)
                 .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM batch_rows WHERE batch_id = ? ORDER BY line")
-                    .bind(id)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+                .await?,
+                None => {
+                    sqlx::query("SELECT * FROM batch_rows WHERE batch_id = $1 ORDER BY line")
+                        .bind(id)
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+            };
         rows.iter().map(row_from_row).collect()
     }
 
     async fn row_counts(&self, id: &str) -> Result<RowCounts> {
         let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM batch_rows WHERE batch_id = ? GROUP BY status",
+            "SELECT status, COUNT(*) AS n FROM batch_rows WHERE batch_id = $1 GROUP BY status",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -652,8 +649,8 @@ impl TicketStore for SqliteTickets {
         now: i64,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE batch_rows SET status = ?, ticket_id = ?, error = ?, finished_at = ? \
-             WHERE batch_id = ? AND line = ?",
+            "UPDATE batch_rows SET status = $1, ticket_id = $2, error = $3, finished_at = $4 \
+             WHERE batch_id = $5 AND line = $6",
         )
         .bind(status)
         .bind(ticket_id)
@@ -672,7 +669,7 @@ impl TicketStore for SqliteTickets {
         status: &str,
         completed_at: Option<i64>,
     ) -> Result<()> {
-        sqlx::query("UPDATE batches SET status = ?, completed_at = ? WHERE id = ?")
+        sqlx::query("UPDATE batches SET status = $1, completed_at = $2 WHERE id = $3")
             .bind(status)
             .bind(completed_at)
             .bind(id)
@@ -682,7 +679,7 @@ impl TicketStore for SqliteTickets {
     }
 
     async fn batch_tickets(&self, id: &str) -> Result<Vec<TicketRecord>> {
-        let rows = sqlx::query("SELECT * FROM tickets WHERE batch_id = ? ORDER BY line")
+        let rows = sqlx::query("SELECT * FROM tickets WHERE batch_id = $1 ORDER BY line")
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
