@@ -86,6 +86,8 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("{name} did not come up");
     }
 
@@ -387,7 +389,8 @@ fn fleet_of_processes_loses_nothing_when_workers_are_killed() {
     chaos_thread.join().unwrap();
 
     // Every job succeeded.
-    let rows: Vec<(String, String, i64, Option<String>, Option<String>)> = rt
+    type JobRow = (String, String, i64, Option<String>, Option<String>);
+    let rows: Vec<JobRow> = rt
         .block_on(
             sqlx::query_as("SELECT id, status, attempts, output, metrics FROM jobs")
                 .fetch_all(&pool),
@@ -491,6 +494,80 @@ fn fleet_of_processes_loses_nothing_when_workers_are_killed() {
         percentile(&claim_ms, 0.5),
         percentile(&claim_ms, 0.99),
     );
+
+    // Operations: the registry lists every worker with its device and models, a worker serves
+    // /metrics, and a drained worker stops claiming and exits by itself.
+    let admin_cmd = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_atelier"))
+            .arg("admin")
+            .args(args)
+            .args(["--database", &db, "--data"])
+            .arg(tmp.path().join("admin"))
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = admin_cmd(&["workers"]);
+    assert!(ok, "{err}");
+    let listed: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), n_workers, "{out}");
+    for w in &listed {
+        assert_eq!(w["device"], "cpu", "{w}");
+        assert!(w["models"].as_array().is_some_and(|m| !m.is_empty()), "{w}");
+        assert!(w["memory_bytes"].as_i64().is_some_and(|m| m > 0), "{w}");
+    }
+    let w0_listen = {
+        let w = workers.lock().unwrap();
+        let li = w[0].args.iter().position(|a| a == "--listen").unwrap() + 1;
+        w[0].args[li].clone()
+    };
+    let metrics = c
+        .get(format!("http://{w0_listen}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(metrics.contains("atelier_jobs_total"), "{metrics}");
+    let (ok, _, err) = admin_cmd(&["drain", "nobody"]);
+    assert!(!ok && err.contains("no worker"), "{err}");
+    let (ok, _, err) = admin_cmd(&["drain", "w0"]);
+    assert!(ok, "{err}");
+    let t = Instant::now();
+    let exited = loop {
+        if let Some(st) = workers.lock().unwrap()[0].child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "a drained worker exits cleanly: {exited:?}"
+    );
+    let (_, out, _) = admin_cmd(&["workers"]);
+    let w0: Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|w| w["id"] == "w0")
+        .unwrap();
+    assert_eq!(
+        (w0["draining"].clone(), w0["stopped_at"].is_i64()),
+        (json!(true), true),
+        "{w0}"
+    );
+    let (ok, out, err) = admin_cmd(&["requeue", "--stale", "0"]);
+    assert!(ok, "{err}");
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["requeued"], json!([]), "nothing is running any more: {r}");
 
     drop(workers);
     drop(apis);

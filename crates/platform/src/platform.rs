@@ -41,6 +41,12 @@ pub trait App: Send + Sync + 'static {
     fn batch_key(&self, _input: &Value) -> Option<String> {
         None
     }
+    /// Whether a retried job resumes from what earlier attempts stored (recorded steps that
+    /// reference their files). Such files are kept; for other apps (the default) a retry
+    /// deletes them first, so a finished job has exactly one set of outputs.
+    fn resumes(&self) -> bool {
+        false
+    }
     /// The model a validated input needs, so only workers that can load it claim the job
     /// (`None`, the default: any worker).
     fn model(&self, _input: &Value) -> Option<String> {

@@ -170,7 +170,7 @@ async fn run_jobs(
         }
         return;
     };
-    for job in jobs.iter().filter(|j| j.attempts > 1) {
+    for job in jobs.iter().filter(|j| j.attempts > 1 && !app.resumes()) {
         // An earlier attempt died or was released: what it stored is not this job's output.
         match platform
             .discard_files(&job.id, Attempts::AllBut(job.attempts))
@@ -381,8 +381,13 @@ async fn finish(
     }
 }
 
-/// Deletes the files this attempt stored, when its result will not be recorded.
+/// Deletes the files this attempt stored, when its result will not be recorded (unless the
+/// app resumes from them).
 async fn discard_own(platform: &Arc<Platform>, job: &Job) {
+    if platform.app(&job.app).is_some_and(|a| a.resumes()) {
+        // The next attempt resumes from this one's recorded steps and their files.
+        return;
+    }
     if let Err(e) = platform
         .discard_files(&job.id, Attempts::Only(job.attempts))
         .await

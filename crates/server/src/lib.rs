@@ -471,7 +471,7 @@ pub async fn open_node(cfg: &ServeConfig) -> Result<Node, ServeError> {
         cfg.load.clone(),
         cfg.max_loaded_models,
     ));
-    let guard = Arc::new(guard(&cfg, &models)?);
+    let guard = Arc::new(guard(cfg, &models)?);
     let system = state::SystemInfo {
         image_checker: guard.has_checker(),
         watermark: cfg.watermark,

@@ -1,7 +1,6 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -68,7 +67,9 @@ async fn claimed_events(tx: &mut sqlx::SqliteConnection, jobs: &[Job], now: i64)
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and runs migrations.
     pub async fn open(path: &Path) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        // A filename, not a URL: `?`, `%` and `#` in folder names stay part of the path.
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

@@ -723,6 +723,11 @@ pub struct DiaryToonApp {
 
 #[async_trait]
 impl App for DiaryToonApp {
+    fn resumes(&self) -> bool {
+        // Recorded steps point at files earlier attempts stored; a retry reuses them.
+        true
+    }
+
     fn name(&self) -> &str {
         TOON_APP
     }

@@ -688,6 +688,11 @@ pub struct StoryboardApp {
 
 #[async_trait]
 impl App for StoryboardApp {
+    fn resumes(&self) -> bool {
+        // Recorded steps point at files earlier attempts stored; a retry reuses them.
+        true
+    }
+
     fn name(&self) -> &str {
         STORYBOARD_APP
     }

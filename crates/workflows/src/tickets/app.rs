@@ -527,6 +527,11 @@ pub struct PhotoTicketApp {
 
 #[async_trait]
 impl App for PhotoTicketApp {
+    fn resumes(&self) -> bool {
+        // Recorded steps point at files earlier attempts stored; a retry reuses them.
+        true
+    }
+
     fn name(&self) -> &str {
         TICKET_APP
     }
@@ -699,6 +704,11 @@ pub struct TicketBatchApp {
 
 #[async_trait]
 impl App for TicketBatchApp {
+    fn resumes(&self) -> bool {
+        // Recorded steps point at files earlier attempts stored; a retry reuses them.
+        true
+    }
+
     fn name(&self) -> &str {
         BATCH_APP
     }
