@@ -36,11 +36,12 @@ impl WorkerOptions {
     pub fn any(platform: &Platform) -> Self {
         let want = Want::apps(&platform.app_names());
         // Nobody holds the sender: this worker never drains.
-        let (_, drain) = watch::channel(false);
-        Self {
-            want: Arc::new(move || want.clone()),
-            drain,
-        }
+        Self::new(Arc::new(move || want.clone()), watch::channel(false).1)
+    }
+
+    /// Claims what `want` says; drains when `drain` turns true.
+    pub fn new(want: WantFn, drain: watch::Receiver<bool>) -> Self {
+        Self { want, drain }
     }
 }
 

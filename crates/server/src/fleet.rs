@@ -20,8 +20,12 @@ use crate::{open_node, routes, Node, ServeConfig, ServeError};
 /// How often a worker refreshes its registry row (and learns it should drain).
 pub const WORKER_HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// How long a worker trusts its list of installed models before reading the folders again
+/// (models can be pulled while it runs; reading them on every claim would scan the disk).
+const INSTALLED_TTL: Duration = Duration::from_secs(5);
+
 /// Claim settings for a worker of `platform`: jobs of its apps whose model is installed here,
-/// those of resident models first. `drain` stops the claiming.
+/// those of resident models first. `drain` stops the claiming (`None`: never drains).
 pub fn worker_options(
     platform: &Platform,
     models: &Arc<ModelRegistry>,
@@ -29,18 +33,29 @@ pub fn worker_options(
 ) -> WorkerOptions {
     let apps = platform.app_names();
     let models = models.clone();
-    let want = Arc::new(move || Want {
-        apps: apps.clone(),
-        models: Some(models.list().into_iter().map(|m| m.name).collect()),
-        prefer: models.resident(),
+    let installed: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>> =
+        std::sync::Mutex::new(None);
+    let want = Arc::new(move || {
+        let names = match installed.lock() {
+            Ok(mut cache) => match cache.as_ref() {
+                Some((at, names)) if at.elapsed() < INSTALLED_TTL => names.clone(),
+                _ => {
+                    let names: Vec<String> = models.list().into_iter().map(|m| m.name).collect();
+                    *cache = Some((std::time::Instant::now(), names.clone()));
+                    names
+                }
+            },
+            Err(_) => models.list().into_iter().map(|m| m.name).collect(),
+        };
+        Want {
+            apps: apps.clone(),
+            models: Some(names),
+            prefer: models.resident(),
+        }
     });
-    match drain {
-        Some(d) => WorkerOptions { want, drain: d },
-        None => WorkerOptions {
-            want,
-            ..WorkerOptions::any(platform)
-        },
-    }
+    // Nobody holds the sender of a worker that never drains.
+    let drain = drain.unwrap_or_else(|| watch::channel(false).1);
+    WorkerOptions::new(want, drain)
 }
 
 /// `atelier worker` settings beyond the node's.
