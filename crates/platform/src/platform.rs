@@ -249,8 +249,13 @@ impl Platform {
 
     /// Deletes a job's files, records and bytes, written by the attempts `which` picks: at claim
     /// time everything a dead or released attempt left, after a lost lease this attempt's own.
-    /// Returns the number of objects deleted.
-    pub async fn discard_files(&self, job_id: &str, which: Attempts) -> Result<usize> {
+    /// Returns the number of objects deleted. Keeps everything of jobs whose app resumes from
+    /// earlier attempts ([`App::resumes`]): their recorded steps point at those files.
+    pub async fn discard_files(&self, job: &Job, which: Attempts) -> Result<usize> {
+        if self.app(&job.app).is_some_and(|a| a.resumes()) {
+            return Ok(0);
+        }
+        let job_id = job.id.as_str();
         let hit = |key: &str| {
             let a = crate::artifacts::attempt_of(key, job_id);
             match which {

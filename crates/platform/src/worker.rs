@@ -171,10 +171,10 @@ async fn run_jobs(
         }
         return;
     };
-    for job in jobs.iter().filter(|j| j.attempts > 1 && !app.resumes()) {
+    for job in jobs.iter().filter(|j| j.attempts > 1) {
         // An earlier attempt died or was released: what it stored is not this job's output.
         match platform
-            .discard_files(&job.id, Attempts::AllBut(job.attempts))
+            .discard_files(job, Attempts::AllBut(job.attempts))
             .await
         {
             Ok(0) => {}
@@ -383,14 +383,10 @@ async fn finish(
 }
 
 /// Deletes the files this attempt stored, when its result will not be recorded (unless the
-/// app resumes from them).
+/// app resumes from them, which [`Platform::discard_files`] knows).
 async fn discard_own(platform: &Arc<Platform>, job: &Job) {
-    if platform.app(&job.app).is_some_and(|a| a.resumes()) {
-        // The next attempt resumes from this one's recorded steps and their files.
-        return;
-    }
     if let Err(e) = platform
-        .discard_files(&job.id, Attempts::Only(job.attempts))
+        .discard_files(job, Attempts::Only(job.attempts))
         .await
     {
         tracing::warn!(job = %job.id, "deleting this attempt's files failed: {e}");
