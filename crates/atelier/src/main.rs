@@ -223,6 +223,23 @@ struct ServeArgs {
     /// Allow webhooks to private and loopback addresses.
     #[arg(long)]
     allow_private_webhooks: bool,
+    /// Sustained requests per second one API key may send (0: unlimited); above it, 429 with
+    /// Retry-After.
+    #[arg(long, default_value_t = 100, env = "ATELIER_RATE_LIMIT")]
+    rate_limit: u32,
+    /// Requests one API key may send at once above --rate-limit.
+    #[arg(long, default_value_t = 1000, env = "ATELIER_RATE_BURST")]
+    rate_burst: u32,
+    /// Event streams (prediction SSE, streamed chat) one API key may hold open on this server.
+    #[arg(long, default_value_t = 256, env = "ATELIER_MAX_STREAMS_PER_KEY")]
+    max_streams_per_key: usize,
+    /// Seconds a client may take to send a request body (then 408).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_s: u64,
+    /// Seconds a client may take to send a request's line and headers (then the connection
+    /// closes).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_s: u64,
     /// Base URL clients reach this server at (default: from the Host header).
     #[arg(long, env = "ATELIER_PUBLIC_URL")]
     public_url: Option<String>,
@@ -651,6 +668,13 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<atelier_server::ServeConfig> {
         },
         embedding_model: a.embedding_model,
         allow_model_pull: a.allow_model_pull,
+        http: atelier_server::limits::HttpLimitSettings {
+            rate_per_s: a.rate_limit,
+            burst: a.rate_burst,
+            max_streams_per_key: a.max_streams_per_key.max(1),
+            body_timeout: std::time::Duration::from_secs(a.body_timeout_s),
+            header_timeout: std::time::Duration::from_secs(a.header_timeout_s),
+        },
         storyboard: atelier_workflows::storyboards::StoryboardSettings {
             model: a.storyboard_model,
             size: a.storyboard_size,

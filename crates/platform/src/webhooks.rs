@@ -64,7 +64,11 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url> {
     }
     let host = u.host_str().ok_or_else(|| bad("no host"))?;
     if !allow_private {
-        let h = host.trim_start_matches('[').trim_end_matches(']');
+        // A trailing dot names the same host (`localhost.`).
+        let h = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.');
         if let Ok(ip) = h.parse::<IpAddr>() {
             if !is_public(ip) {
                 return Err(bad(
@@ -181,11 +185,92 @@ mod tests {
             "http://0.0.0.0/",
             "ftp://example.com/",
             "http://user:pw@example.com/",
+            // Other spellings of loopback and metadata addresses.
+            "http://127.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://017700000001/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[fe80::1%25eth0]/",
+            "http://100.64.0.1/",
+            "http://api.localhost/",
+            "http://LOCALHOST./",
         ] {
             assert!(check_url(u, false).is_err(), "{u} should be refused");
         }
         assert!(check_url("https://example.com/hook", false).is_ok());
         assert!(check_url("http://127.0.0.1:9/x", true).is_ok());
+    }
+
+    /// A host name that passes the submit-time check but resolves to loopback when the
+    /// webhook fires (DNS rebinding; here a name from /etc/hosts) is refused at delivery.
+    #[tokio::test]
+    async fn names_that_resolve_inside_are_refused_when_delivering() {
+        let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        let name = hosts
+            .lines()
+            .filter(|l| l.starts_with("127.") || l.starts_with("::1"))
+            .flat_map(|l| l.split_whitespace().skip(1))
+            .find(|n| !n.eq_ignore_ascii_case("localhost") && !n.ends_with(".localhost"));
+        let Some(name) = name else {
+            eprintln!("skipped: /etc/hosts names no loopback host besides localhost");
+            return;
+        };
+        let url = format!("http://{name}:9/hook");
+        assert!(
+            check_url(&url, false).is_ok(),
+            "a plain name passes the literal check"
+        );
+        let err = deliver(&url, false, "whsec_AAAA", "m1", "{}")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("private"), "{err}");
+    }
+
+    /// A receiver answering with a redirect to an inside address gets no second request.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let inside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let inside_addr = inside.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = inside.accept().await {
+                h.fetch_add(1, Ordering::SeqCst);
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let outside_addr = outside.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = outside.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{inside_addr}/secret\r\ncontent-length: 0\r\n\r\n"
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            }
+        });
+        // Private targets allowed so the test can use loopback for the first hop.
+        let status = deliver(
+            &format!("http://{outside_addr}/hook"),
+            true,
+            "whsec_AAAA",
+            "m1",
+            "{}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 307, "the redirect is the answer");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
     }
 
     #[test]

@@ -71,6 +71,53 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// `axum::extract::Query` whose rejections use our error shape: 422 naming the parameter serde
+/// complained about (or `query`), never axum's plain-text 400.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e) => {
+                let msg = e.body_text();
+                let detail = msg
+                    .split_once("Failed to deserialize query string: ")
+                    .map(|(_, d)| d.to_owned())
+                    .unwrap_or(msg);
+                let field = detail
+                    .split_once(':')
+                    .map(|(f, _)| f.trim().to_owned())
+                    .filter(|f| !f.is_empty() && !f.contains(' '))
+                    .unwrap_or_else(|| "query".to_owned());
+                Err(
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", detail)
+                        .field(field),
+                )
+            }
+        }
+    }
+}
+
+/// Which key's limits a request spends (see [`crate::limits::key_id`]); set by [`Tenant`], so
+/// handlers that take it must take `Tenant` first.
+#[derive(Debug, Clone)]
+pub struct KeyId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<KeyId>()
+            .cloned()
+            .unwrap_or_else(|| KeyId(crate::limits::key_id(&parts.headers))))
+    }
+}
+
 /// The authenticated tenant of a request.
 #[derive(Debug, Clone)]
 pub struct Tenant(pub String);
@@ -82,6 +129,23 @@ impl FromRequestParts<AppState> for Tenant {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let (tenant, keyed) = Self::authenticate(parts, state).await?;
+        // Open mode takes any token, so all of them share one budget there.
+        let key = if keyed {
+            crate::limits::key_id(&parts.headers)
+        } else {
+            "open".to_owned()
+        };
+        state.http.check_rate(&key)?;
+        parts.extensions.insert(KeyId(key));
+        Ok(tenant)
+    }
+}
+
+impl Tenant {
+    /// The tenant a request's key belongs to (any key, or none, in open mode), and whether a
+    /// real key matched.
+    async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Self, bool), ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -95,10 +159,12 @@ impl FromRequestParts<AppState> for Tenant {
         match token {
             Some(t) if !t.is_empty() => {
                 match atelier_platform::auth::verify_key(state.platform.store.as_ref(), t).await {
-                    Ok(Some(tenant)) => Ok(Tenant(tenant)),
+                    Ok(Some(tenant)) => Ok((Tenant(tenant), true)),
                     // Open mode has no keys to check against; clients such as openai's always
                     // send one, so any token means the single local user.
-                    Ok(None) if state.open_mode().await => Ok(Tenant(state.default_tenant.clone())),
+                    Ok(None) if state.open_mode().await => {
+                        Ok((Tenant(state.default_tenant.clone()), false))
+                    }
                     Ok(None) => Err(ApiError::new(
                         StatusCode::UNAUTHORIZED,
                         "unauthorized",
@@ -109,7 +175,7 @@ impl FromRequestParts<AppState> for Tenant {
             }
             _ => {
                 if state.open_mode().await {
-                    Ok(Tenant(state.default_tenant.clone()))
+                    Ok((Tenant(state.default_tenant.clone()), false))
                 } else {
                     Err(ApiError::new(
                         StatusCode::UNAUTHORIZED,

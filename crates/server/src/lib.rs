@@ -3,6 +3,8 @@
 pub mod error;
 pub mod extract;
 pub mod fleet;
+pub mod limits;
+pub mod listen;
 pub mod openapi;
 pub mod pulls;
 pub mod render;
@@ -201,6 +203,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::body_deadline,
+        ))
         .with_state(state)
 }
 
@@ -246,6 +252,8 @@ pub struct ServeConfig {
     pub embedding_model: Option<PathBuf>,
     /// Let API-key holders pull models over the API (open mode always may).
     pub allow_model_pull: bool,
+    /// Per-key rate and stream limits; request head and body deadlines.
+    pub http: limits::HttpLimitSettings,
 }
 
 /// The bundled ticket presets plus those in `dir`.
@@ -596,6 +604,7 @@ pub async fn open_node(cfg: &ServeConfig) -> Result<Node, ServeError> {
         storyboards: Some(storyboards),
         system,
         pulls: Arc::new(pulls::Pulls::default()),
+        http: Arc::new(limits::HttpLimits::new(cfg.http.clone())),
     };
     let base = state
         .public_url
@@ -685,22 +694,15 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         cfg.data.display()
     );
 
+    let header_timeout = state.http.settings().header_timeout;
     let app = router(state);
     let stx = shutdown_tx.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    listen::serve(listener, app, header_timeout, async move {
         shutdown_signal().await;
         tracing::info!("shutting down: no new requests; running jobs return to the queue");
         let _ = stx.send(true);
     })
-    .await
-    .map_err(|e| ServeError::Io {
-        path: cfg.listen.clone(),
-        source: e,
-    })?;
+    .await;
     let _ = shutdown_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub system: SystemInfo,
     /// Model downloads started over the API.
     pub pulls: Arc<crate::pulls::Pulls>,
+    /// Per-key request rate and stream limits, and body deadlines.
+    pub http: Arc<crate::limits::HttpLimits>,
 }
 
 /// What the server was started with that clients may want to show (the web UI's Models page).

@@ -270,7 +270,11 @@ fn usage(c: &Completion) -> Value {
 }
 
 /// Cancels generation when the response stream is dropped (client went away).
-struct CancelOnDrop(CancelToken);
+/// A streamed answer also holds its key's stream slot until it ends.
+struct CancelOnDrop(
+    CancelToken,
+    #[allow(dead_code)] Option<crate::limits::StreamPermit>,
+);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -286,9 +290,15 @@ impl Drop for CancelOnDrop {
 pub async fn completions(
     State(state): State<AppState>,
     Tenant(_tenant): Tenant,
+    crate::extract::KeyId(key): crate::extract::KeyId,
     Json(body): Json<ChatCompletionRequest>,
 ) -> ApiResult<Response> {
     let llm = llm_for(&state, &body.model)?.clone();
+    let permit = if body.stream {
+        Some(state.http.open_stream(&key)?)
+    } else {
+        None
+    };
     let req = request(&body)?;
     let id = format!("chatcmpl-{}", atelier_platform::new_id());
     let created = atelier_platform::now_ms() / 1000;
@@ -296,7 +306,7 @@ pub async fn completions(
     if !body.stream {
         // If the client goes away, this future is dropped and the guard stops generation.
         let cancel = CancelToken::new();
-        let _guard = CancelOnDrop(cancel.clone());
+        let _guard = CancelOnDrop(cancel.clone(), None);
         let out = llm
             .chat(req, cancel, Box::new(|_| {}))
             .await
@@ -377,9 +387,11 @@ pub async fn completions(
             }
         }
     });
-    Ok(Sse::new(sse_stream(rx, backlog, CancelOnDrop(cancel)))
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(
+        Sse::new(sse_stream(rx, backlog, CancelOnDrop(cancel, permit)))
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    )
 }
 
 /// Text chunks that may wait for the client before generation pauses.

@@ -183,10 +183,8 @@ pub struct AuditQuery {
 pub async fn audit(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    q: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    crate::extract::Query(q): crate::extract::Query<AuditQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    let axum::extract::Query(q) =
-        q.map_err(|e| crate::error::ApiError::invalid("query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(crate::error::ApiError::invalid(

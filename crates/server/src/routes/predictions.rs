@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use atelier_platform::store::{Event, ListQuery, NewJob};
 use atelier_platform::{now_ms, JobStatus};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Json, Tenant};
+use crate::extract::{BaseUrl, Json, Query, Tenant};
 use crate::render::job_json;
 use crate::state::AppState;
 
@@ -379,6 +379,8 @@ struct StreamState {
     rx: tokio::sync::broadcast::Receiver<String>,
     pending: std::collections::VecDeque<Event>,
     done: bool,
+    /// The key's stream slot, given back when the client goes away or the stream ends.
+    _permit: crate::limits::StreamPermit,
 }
 
 /// Server-sent events of a prediction: `status`, `progress` (with a preview data URL every few
@@ -390,6 +392,7 @@ struct StreamState {
 pub async fn stream(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    crate::extract::KeyId(key): crate::extract::KeyId,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
@@ -405,6 +408,7 @@ pub async fn stream(
         })?,
         None => 0,
     };
+    let permit = state.http.open_stream(&key)?;
     // Subscribe before reading the log so nothing written in between is missed.
     let rx = state.platform.subscribe();
     let init = StreamState {
@@ -414,6 +418,7 @@ pub async fn stream(
         rx,
         pending: Default::default(),
         done: false,
+        _permit: permit,
     };
     let s = futures_util::stream::unfold(init, |mut st| async move {
         loop {
