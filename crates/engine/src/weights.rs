@@ -198,16 +198,43 @@ impl candle_nn::var_builder::SimpleBackend for FileBackend {
 /// Reads only the JSON header, so a truncated or non-safetensors file is reported by name
 /// before anything is read; returns what it declares.
 fn check_header(path: &Path) -> Result<Header> {
-    use std::io::Read;
-    let bad = |m: String| EngineError::Weights {
-        path: path.to_path_buf(),
-        message: m,
-    };
     let mut f = std::fs::File::open(path).map_err(|e| EngineError::Io {
         path: path.to_path_buf(),
         source: e,
     })?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    read_header(&mut f, size, path)
+}
+
+/// What a safetensors header declares, checked against the file's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderSummary {
+    /// Tensors in the file.
+    pub tensors: usize,
+    /// Elements over all tensors.
+    pub elements: u64,
+}
+
+/// Checks the safetensors header at the start of `r` (a file of `size` bytes, named `path` in
+/// errors) without reading tensor data: lets tools vet a download, and the fuzzer reach the
+/// same code the loader runs.
+pub fn check_safetensors(
+    r: &mut impl std::io::Read,
+    size: u64,
+    path: &Path,
+) -> Result<HeaderSummary> {
+    let h = read_header(r, size, path)?;
+    Ok(HeaderSummary {
+        tensors: h.tensors.len(),
+        elements: h.elements,
+    })
+}
+
+fn read_header(f: &mut impl std::io::Read, size: u64, path: &Path) -> Result<Header> {
+    let bad = |m: String| EngineError::Weights {
+        path: path.to_path_buf(),
+        message: m,
+    };
     let mut len = [0u8; 8];
     f.read_exact(&mut len)
         .map_err(|_| bad("file is shorter than a safetensors header".into()))?;

@@ -183,8 +183,7 @@ impl LocalModel {
 
     fn load_gguf(path: &Path, device: &Device) -> Result<Self, LlmError> {
         let mut file = std::fs::File::open(path).map_err(io(path))?;
-        let ct = gguf_file::Content::read(&mut file)
-            .map_err(|e| LlmError::format(path, format!("not a GGUF file: {e}")))?;
+        let ct = read_gguf(&mut file, path)?;
         let md = &ct.metadata;
         let get_str = |k: &str| md.get(k).and_then(|v| v.to_string().ok()).cloned();
         let get_u32 = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
@@ -517,4 +516,13 @@ mod tests {
         assert_eq!(text, "a Ex");
         assert_eq!(out, vec!["a ", "Ex"]);
     }
+}
+
+/// Reads a GGUF file's metadata and tensor table, naming `path` in errors: the one way GGUF
+/// headers are read, so the fuzzer exercises what loading runs.
+pub fn read_gguf<R: std::io::Read + std::io::Seek>(
+    r: &mut R,
+    path: &Path,
+) -> Result<gguf_file::Content, LlmError> {
+    gguf_file::Content::read(r).map_err(|e| LlmError::format(path, format!("not a GGUF file: {e}")))
 }
