@@ -21,7 +21,8 @@ printf '%-20s %8s %12s %8s %8s %s\n' target seconds execs exec/s corpus result
 for t in $TARGETS; do
   mkdir -p "corpus/$t" "artifacts/$t"
   before=$(ls "corpus/$t" | wc -l)
-  cargo fuzz run "${FLAGS[@]}" "$t" "corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 \
+  # New inputs go to corpus/ (the first folder); the hand-written seeds are read too.
+  cargo fuzz run "${FLAGS[@]}" "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -timeout=10 -max_len=65536 -print_final_stats=1 > "logs/$t.log" 2>&1
   rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' | tail -n 1)

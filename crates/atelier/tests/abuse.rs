@@ -300,7 +300,7 @@ fn traversal_in_file_ids_asset_paths_share_ids_and_preset_names_reads_nothing() 
 }
 
 #[test]
-fn webhook_urls_aimed_inside_are_refused_at_submit() {
+fn webhook_urls_aimed_inside_and_absurd_deadlines_are_refused_at_submit() {
     let dir = tempfile::tempdir().unwrap();
     let key = keys_create(dir.path(), "a");
     let s = Server::start(dir.path(), &[fixture()], &[]);
@@ -336,6 +336,24 @@ fn webhook_urls_aimed_inside_are_refused_at_submit() {
         );
         assert_eq!(st, 422, "{url}: {v}");
         assert_eq!(v["error"]["field"], "webhook", "{url}: {v}");
+    }
+    // Found by schemathesis: a huge Cancel-After overflowed the deadline and the handler
+    // panicked (the connection dropped without an answer). Now a 422 naming the header.
+    for v in [
+        "999999999999999999999999999999",
+        "9224999999999999",
+        "99999999999999h",
+    ] {
+        let r = c
+            .post(predict_url(&s.base))
+            .bearer_auth(&key)
+            .header("Cancel-After", v)
+            .json(&json!({"input": {"prompt": "a boat"}}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 422, "Cancel-After: {v}");
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["error"]["field"], "Cancel-After", "{body}");
     }
     s.assert_no_internal_errors();
 }

@@ -999,7 +999,8 @@ fn chat_completions_work_with_the_openai_client() {
         stream_disconnect_stops_generation(&s, &key, id, max_token_chars);
         s.assert_no_internal_errors();
     }
-    // Without --llm: a clear 503 that says how to configure a model.
+    // Without --llm: a clear 404 (not a 503 that clients would retry) that says how to
+    // configure a model.
     let s = Server::start(&data, &[], &[]);
     let (status, body, _) = post(
         &client(),
@@ -1007,8 +1008,9 @@ fn chat_completions_work_with_the_openai_client() {
         Some(&key),
         &json!({"model": "x", "messages": [{"role": "user", "content": "hi"}]}),
     );
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "no_language_model");
+    assert_eq!(body["error"]["field"], "model");
     assert!(body["error"]["message"].as_str().unwrap().contains("--llm"));
 }
 

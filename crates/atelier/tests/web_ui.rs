@@ -132,6 +132,7 @@ fn web_ui_in_a_real_browser() {
         "models",
         "language",
         "keyed",
+        "xss",
     ] {
         assert!(pages.contains(&p), "the {p} flow ran: {pages:?}");
     }

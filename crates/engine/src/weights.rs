@@ -302,14 +302,16 @@ fn read_header(f: &mut impl std::io::Read, size: u64, path: &Path) -> Result<Hea
             TensorEntry {
                 dtype,
                 shape,
-                start: 8 + n + a,
+                start: (8 + n).saturating_add(a),
             },
         ));
     }
-    if 8 + n + end > size {
+    // Offsets come from the file: add without overflowing (a declared end near u64::MAX).
+    let need = (8 + n).checked_add(end);
+    if need.is_none_or(|need| need > size) {
         return Err(bad(format!(
             "file is truncated: tensors need {} bytes, file has {size}",
-            8 + n + end
+            need.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
         )));
     }
     Ok(Header { elements, tensors })

@@ -1,5 +1,6 @@
-//! Replays every committed fuzz input through its target: the seed corpus, what fuzzing runs
-//! added to it, and each crash reproducer in `fuzz/regressions/<target>/` (kept after the fix
+//! Replays every committed fuzz input through its target: the hand-written seeds
+//! (`fuzz/seeds`), the corpus fuzzing runs grew from them (`fuzz/corpus`, minimised), and each
+//! crash reproducer in `fuzz/regressions/<target>/` (kept after the fix
 //! as a regression test). A panic here names the target and file.
 
 use std::path::Path;
@@ -10,7 +11,7 @@ fn every_committed_fuzz_input_runs_clean() {
     let mut total = 0;
     for (name, target) in atelier_fuzz::TARGETS {
         let mut n = 0;
-        for dir in ["corpus", "regressions"] {
+        for dir in ["seeds", "corpus", "regressions"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(name)) else {
                 continue;
             };

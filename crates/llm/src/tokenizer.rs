@@ -24,6 +24,7 @@ pub struct TextTokenizer {
 impl TextTokenizer {
     /// From the JSON of a Hugging Face `tokenizer.json`.
     pub fn from_json(value: &Value) -> Result<Self, LlmError> {
+        check_bpe_merges(value)?;
         let text = serde_json::to_string(value).map_err(|e| LlmError::Tokenizer(e.to_string()))?;
         let inner = tokenizers::Tokenizer::from_str(&text)
             .map_err(|e| LlmError::Tokenizer(e.to_string()))?;
@@ -202,6 +203,47 @@ pub fn gguf_tokenizer_json(
     }))
 }
 
+/// Refuses a BPE model whose merges name tokens outside its vocabulary. `tokenizers` 0.23
+/// panics (a slice index out of range) instead of erroring when a merge's result is longer than
+/// every vocabulary entry; found by fuzzing GGUF metadata (fuzz/regressions/gguf).
+fn check_bpe_merges(value: &Value) -> Result<(), LlmError> {
+    let model = &value["model"];
+    if model["type"] != "BPE" {
+        return Ok(());
+    }
+    let Some(vocab) = model["vocab"].as_object() else {
+        return Ok(());
+    };
+    let prefix = model["continuing_subword_prefix"].as_str().unwrap_or("");
+    let Some(merges) = model["merges"].as_array() else {
+        return Ok(());
+    };
+    for (i, m) in merges.iter().enumerate() {
+        let pair = match m {
+            Value::String(s) => s.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())),
+            Value::Array(p) if p.len() == 2 => match (p[0].as_str(), p[1].as_str()) {
+                (Some(a), Some(b)) => Some((a.to_owned(), b.to_owned())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((a, b)) = pair else {
+            return Err(LlmError::Tokenizer(format!(
+                "merge {i} is not a pair of tokens"
+            )));
+        };
+        let joined = format!("{a}{}", b.strip_prefix(prefix).unwrap_or(&b));
+        for t in [&a, &b, &joined] {
+            if !vocab.contains_key(t.as_str()) {
+                return Err(LlmError::Tokenizer(format!(
+                    "merge {i} ({a:?} + {b:?}) uses {t:?}, which is not in the vocabulary"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Valid UTF-8 text out of a growing byte stream: returns what can be shown now and keeps an
 /// incomplete trailing character for the next token.
 #[derive(Debug, Default)]
@@ -251,6 +293,23 @@ impl Utf8Stream {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn merges_outside_the_vocabulary_are_an_error_not_a_panic() {
+        let tok = |merges: Value| {
+            serde_json::json!({"version": "1.0", "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                "continuing_subword_prefix": "", "end_of_word_suffix": "", "fuse_unk": false,
+                "byte_fallback": false, "ignore_merges": false,
+                "vocab": {"a": 0, "b": 1}, "merges": merges}})
+        };
+        // "ab" is longer than any vocabulary entry: tokenizers 0.23 panicked building this.
+        let e = TextTokenizer::from_json(&tok(serde_json::json!([["a", "b"]])))
+            .err()
+            .expect("an error");
+        assert!(e.to_string().contains("not in the vocabulary"), "{e}");
+        assert!(TextTokenizer::from_json(&tok(serde_json::json!(["a"]))).is_err());
+        assert!(TextTokenizer::from_json(&tok(serde_json::json!([]))).is_ok());
+    }
+
     use super::*;
 
     #[test]

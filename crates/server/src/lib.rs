@@ -207,7 +207,27 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limits::body_deadline,
         ))
+        // Last line of defence: a handler that panics answers 500 in our error shape and is
+        // logged as an internal error, instead of dropping the connection without a word.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked.
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!("internal error: a request handler panicked: {what}");
+    axum::response::IntoResponse::into_response(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; see the server log",
+    ))
 }
 
 /// `atelier serve` settings.

@@ -99,10 +99,12 @@ impl BetaSchedule {
     /// cumulative product is taken in f32 too, so schedules match diffusers to the last bit.
     pub fn alphas_cumprod(&self) -> Result<Vec<f64>> {
         let n = self.num_train_timesteps;
-        if n < 2 {
+        // Real schedulers train on 1000 steps; a config asking for trillions would allocate
+        // the whole table before anything could fail (found by fuzzing model configs).
+        if !(2..=MAX_TRAIN_TIMESTEPS).contains(&n) {
             return Err(EngineError::invalid(
                 "scheduler.num_train_timesteps",
-                "must be at least 2",
+                format!("must be between 2 and {MAX_TRAIN_TIMESTEPS} (got {n})"),
             ));
         }
         let linspace = |a: f32, b: f32| -> Vec<f32> {
@@ -299,6 +301,9 @@ pub fn sigma_to_t(sigma: f64, log_sigmas: &[f64]) -> f64 {
     let w = ((l - ls) / (l - h)).clamp(0.0, 1.0);
     (1.0 - w) * low as f64 + w * (low + 1) as f64
 }
+
+/// Most training timesteps a scheduler config may declare.
+pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
 
 /// Maps a raw JSON config (the folder's file plus overrides) into a typed one, naming the
 /// scheduler in the error.

@@ -238,7 +238,9 @@ pub fn llm_error(e: LlmError) -> ApiError {
 
 fn llm_for<'a>(state: &'a AppState, model: &str) -> ApiResult<&'a Llm> {
     let llm = state.llm.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_language_model", NO_LLM)
+        // 404 as for any model this server does not have: a 503 would make clients (openai's
+        // among them) retry a request that cannot succeed until the operator adds a model.
+        ApiError::new(StatusCode::NOT_FOUND, "no_language_model", NO_LLM).field("model")
     })?;
     if model != llm.id() {
         return Err(ApiError::new(
@@ -286,7 +288,7 @@ impl Drop for CancelOnDrop {
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatCompletionRequest,
     responses((status = 200, description = "chat.completion, or an SSE stream of chat.completion.chunk when stream=true", body = Object),
               (status = 404, body = crate::routes::ErrorBody), (status = 422, body = crate::routes::ErrorBody),
-              (status = 503, description = "no language model configured", body = crate::routes::ErrorBody)))]
+              (status = 404, description = "no such model, or no language model configured (`no_language_model`)", body = crate::routes::ErrorBody)))]
 pub async fn completions(
     State(state): State<AppState>,
     Tenant(_tenant): Tenant,

@@ -14,7 +14,7 @@ use atelier_workflows::diary::recommend::Scored;
 use atelier_workflows::diary::store::Comment;
 use atelier_workflows::diary::{accounts, Diary, DiaryError, NewSession, Post, PostInput, User};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query, Tenant};
+use crate::extract::{Json, Path, Query, Tenant};
 use crate::state::AppState;
 
 /// Name of the session cookie.

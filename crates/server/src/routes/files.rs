@@ -1,12 +1,12 @@
 //! Artifacts over HTTP: content type, ETag, Range; signed links work without a key.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Query, Tenant};
+use crate::extract::{Path, Query, Tenant};
 use crate::state::AppState;
 
 /// Signed-link query.

@@ -74,6 +74,7 @@ pub struct ImagesRequest {
 /// Generate images (OpenAI Images API).
 #[utoipa::path(post, path = "/v1/images/generations", tag = "openai", request_body = ImagesRequest,
     responses((status = 200, description = "{created, data: [{url | b64_json}]}", body = Object),
+              (status = 404, description = "no installed model of that name", body = crate::routes::ErrorBody),
               (status = 422, body = crate::routes::ErrorBody), (status = 504, body = crate::routes::ErrorBody)))]
 pub async fn generations(
     State(state): State<AppState>,

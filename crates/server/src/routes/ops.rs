@@ -337,7 +337,7 @@ pub async fn list_pulls(State(state): State<AppState>, _t: Tenant) -> axum::Json
 pub async fn get_pull(
     State(state): State<AppState>,
     _t: Tenant,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::extract::Path(id): crate::extract::Path<String>,
 ) -> ApiResult<axum::Json<crate::pulls::PullStatus>> {
     state
         .pulls

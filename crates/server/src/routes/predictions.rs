@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use atelier_platform::store::{Event, ListQuery, NewJob};
 use atelier_platform::{now_ms, JobStatus};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Json, Query, Tenant};
+use crate::extract::{BaseUrl, Json, Path, Query, Tenant};
 use crate::render::job_json;
 use crate::state::AppState;
 
@@ -64,6 +64,10 @@ pub fn prefer_wait(headers: &HeaderMap, max: u64) -> Result<Option<u64>, ApiErro
     Ok(None)
 }
 
+/// Longest `Cancel-After`: a week. Longer deadlines are refused rather than overflowing the
+/// millisecond clock (a fuzzed `Cancel-After: 9999…` panicked here before).
+pub const MAX_CANCEL_AFTER_S: f64 = 7.0 * 24.0 * 3600.0;
+
 /// Parses a `Cancel-After` duration: `90`, `45s`, `5m`, `1h30m`, `1.5m`.
 pub fn parse_duration_s(s: &str) -> Option<f64> {
     let s = s.trim();
@@ -109,10 +113,15 @@ async fn create(
     let wait = prefer_wait(headers, state.platform.config.limits.max_wait_s)?;
     let cancel_after = match headers.get("cancel-after").and_then(|v| v.to_str().ok()) {
         Some(v) => {
-            let secs = parse_duration_s(v).ok_or_else(|| {
-                ApiError::invalid("Cancel-After", "expected a duration such as 30s, 5m or 1h")
-            })?;
-            Some(now_ms() + (secs * 1000.0) as i64)
+            let secs = parse_duration_s(v)
+                .filter(|s| *s <= MAX_CANCEL_AFTER_S)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "Cancel-After",
+                        "expected a duration of at most a week, such as 30s, 5m or 1h",
+                    )
+                })?;
+            Some(now_ms().saturating_add((secs * 1000.0) as i64))
         }
         None => None,
     };
@@ -195,7 +204,8 @@ pub async fn create_for_model(
 
 /// Create a prediction naming the app in `version`.
 #[utoipa::path(post, path = "/v1/predictions", tag = "predictions", request_body = PredictionRequest,
-    responses((status = 201, description = "created", body = Object), (status = 422, description = "invalid input", body = crate::routes::ErrorBody)))]
+    responses((status = 201, description = "created", body = Object), (status = 404, description = "no app of that `version`", body = crate::routes::ErrorBody),
+              (status = 422, description = "invalid input", body = crate::routes::ErrorBody), (status = 429, description = "queue full", body = crate::routes::ErrorBody)))]
 pub async fn create_with_version(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -467,4 +477,28 @@ pub async fn stream(
             .interval(Duration::from_secs(15))
             .text("keep-alive"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_huge_ones_stay_finite() {
+        assert_eq!(parse_duration_s("90"), Some(90.0));
+        assert_eq!(parse_duration_s("1h30m"), Some(5400.0));
+        assert_eq!(parse_duration_s("250ms"), Some(0.25));
+        for bad in ["", "0", "-5", "5x", "m", "1e999", "NaN", "inf"] {
+            assert_eq!(parse_duration_s(bad), None, "{bad:?}");
+        }
+        // Found by schemathesis: these overflowed the deadline arithmetic and panicked.
+        for huge in [
+            "999999999999999999999999999999",
+            "9224999999999999",
+            "99999999999999h",
+        ] {
+            let s = parse_duration_s(huge).unwrap();
+            assert!(s > MAX_CANCEL_AFTER_S, "{huge} is refused by the handler");
+        }
+    }
 }

@@ -9,14 +9,14 @@ use atelier_workflows::storyboards::app::ExportItem;
 use atelier_workflows::storyboards::spec::CATEGORIES;
 use atelier_workflows::storyboards::{Board, StoryboardError, Storyboards, Version};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Json, Query, Tenant};
+use crate::extract::{BaseUrl, Json, Path, Query, Tenant};
 use crate::render::resolve_files;
 use crate::routes::tickets::{stream_zip, ZipSource};
 use crate::state::AppState;

@@ -9,14 +9,14 @@ use atelier_workflows::tickets::csv::ColumnMap;
 use atelier_workflows::tickets::share::{self, SharePage};
 use atelier_workflows::tickets::{Step, Tickets};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Json, Query, Tenant};
+use crate::extract::{BaseUrl, Json, Path, Query, Tenant};
 use crate::render::{job_json, resolve_files};
 use crate::state::AppState;
 
