@@ -346,6 +346,101 @@ await step('storyboards', async () => {
 });
 
 // --- Models -----------------------------------------------------------------------------------
+// --- Stored XSS --------------------------------------------------------------------------------
+// Markup and script written into every user field that pages show (a prompt, a diary post, its
+// captions and a comment, a display name, a campaign's name and brand, a ticket's title,
+// tagline and customer name, a storyboard's product and brief, an upload's file name) must
+// come back as text: nothing runs, no element is made, and the text is on the page.
+await step('xss', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-US' });
+  ctx.setDefaultTimeout(TIMEOUT);
+  // Any payload that runs calls window.__x (defined before each page's own scripts).
+  await ctx.addInitScript(() => { window.__hits = []; window.__x = (w) => window.__hits.push(String(w || location.hash)); });
+  const p = await ctx.newPage();
+  watch(p, 'xss');
+  const dialogs = [];
+  p.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+  const pay = (tag) => `<img src=x onerror=__x('${tag}')><svg onload=__x('${tag}')></svg>`;
+  // Short enough (19 characters) for the 20-character ticket title.
+  const short = (n) => `<svg onload=__x(${n})>`;
+  await p.goto(`${base}/#/playground`);
+  const api = (path, body, csrf) => p.evaluate(async ([path, body, csrf]) => {
+    const headers = { 'content-type': 'application/json' };
+    if (csrf) headers['x-csrf-token'] = csrf;
+    const r = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json().catch(() => null) };
+  }, [path, body, csrf]);
+  const waitJob = (id) => p.evaluate(async (id) => {
+    for (let i = 0; i < 1200; i++) {
+      const j = await (await fetch(`/v1/predictions/${id}`)).json();
+      if (['succeeded', 'failed', 'canceled'].includes(j.status)) return j;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`job ${id} did not finish`);
+  }, id);
+  // A prompt (shown on the jobs page).
+  const job = await api('/v1/models/atelier/text-to-image/predictions', { input: { prompt: pay('prompt'), width: 64, height: 64, steps: 2 } });
+  assert.equal(job.status, 201, JSON.stringify(job.body));
+  await waitJob(job.body.id);
+  // Diary: a display name, a post with captions, a comment.
+  const who = await api('/v1/diary/signup', { email: `xss${Date.now()}@example.com`, password: 'correct horse battery', display_name: short(1) });
+  assert.equal(who.status, 201, JSON.stringify(who.body));
+  const csrf = who.body.csrf_token;
+  const post = await api('/v1/diary/posts', { text: `오늘의 일기 ${pay('post')}`, visibility: 'public', captions: [1, 2, 3, 4].map((i) => `${short(2)}${i}`) }, csrf);
+  assert.equal(post.status, 202, JSON.stringify(post.body));
+  const postId = post.body.id;
+  await waitJob(post.body.job_id);
+  const comment = await api(`/v1/diary/posts/${postId}/comments`, { text: pay('comment') }, csrf);
+  assert.ok(comment.status < 300, JSON.stringify(comment.body));
+  // A campaign and a ticket with supplied copy, and its public share page (server-rendered).
+  const camp = await api('/v1/campaigns', { name: pay('campaign'), brand: short(3), generation: { steps: 2, width: 64, height: 64 }, copy: 'supplied', presets: ['minimal'], scale: 0.25 });
+  assert.equal(camp.status, 201, JSON.stringify(camp.body));
+  const tk = await api(`/v1/campaigns/${camp.body.id}/tickets`, { name: short(4), text: 'plain story', title: short(5), tagline: `<img src=x onerror=__x(7)>`, show_name: true });
+  assert.equal(tk.status, 201, JSON.stringify(tk.body));
+  await waitJob(tk.body.id);
+  const tinfo = await p.evaluate(async (id) => (await fetch(`/v1/tickets/${id}`)).json(), tk.body.id);
+  // A storyboard with markup in its product, brief and a cut.
+  const cut = (i) => ({ scene: `${pay('scene')} ${i}`, camera: 'wide', copy: short(6), duration_s: 2, image_prompt: 'product shot' });
+  const board = await api('/v1/storyboards', { product: pay('product'), category: 'home', brief: pay('brief'), tone: 'warm', aspect: '16:9', seed: 1,
+    script: { title: `<img src=x onerror=__x(8)>`, cuts: [1, 2, 3, 4].map(cut) }, generation: { size: 64, steps: 2 } });
+  assert.ok(board.status < 300, JSON.stringify(board.body));
+  // A CSV upload whose file name is markup (shown while the batch runs).
+  const visited = [];
+  const visit = async (route, ready, text) => {
+    await p.goto(`${base}/${route}`);
+    await p.locator(ready).first().waitFor();
+    await p.waitForTimeout(400);
+    if (text) await p.getByText(text, { exact: false }).first().waitFor();
+    visited.push(route);
+  };
+  await visit('#/jobs', 'tbody tr', null);
+  await visit('#/lounge', '.feed .post-card', null);
+  await visit(`#/lounge/p/${postId}`, 'img.comic', "onerror=__x('comment')");
+  await visit('#/tickets', 'main h1', "onerror=__x('campaign')");
+  await visit(`#/tickets/${camp.body.id}`, 'main h1', "onerror=__x('campaign')");
+  await visit('#/storyboards', 'main h1', "onerror=__x('product')");
+  if (board.body && board.body.id) await visit(`#/storyboards/${board.body.id}`, 'main h1', "onerror=__x('scene')");
+  await p.goto(`${base}/#/tickets/${camp.body.id}`);
+  await p.getByLabel('CSV file').setInputFiles({ name: '<img src=x onerror=__x(\'file\')>.csv', mimeType: 'text/csv', buffer: Buffer.from('name,text,title,tagline\nA,story,T,L\n') });
+  await p.getByRole('button', { name: 'Upload and start' }).click();
+  await p.waitForTimeout(800);
+  const share = tinfo.share_url ? new URL(tinfo.share_url).pathname : null;
+  if (share) {
+    await p.goto(`${base}${share}`);
+    await p.waitForTimeout(400);
+    const html = await p.content();
+    assert.ok(!/<svg onload/i.test(html) && !/<img src=x/i.test(html), 'the share page escapes ticket text');
+    visited.push(share);
+  }
+  const hits = await p.evaluate(() => window.__hits);
+  const made = await p.evaluate(() => document.querySelectorAll('img[src="x"], svg[onload]').length);
+  await ctx.close();
+  assert.deepEqual(hits, [], `stored markup ran: ${hits}`);
+  assert.deepEqual(dialogs, [], 'no dialogs');
+  assert.equal(made, 0, 'no element was made from stored text');
+  return { pages_checked: visited.length, payload_fields: 16, executed: hits.length };
+});
+
 await step('models', async () => {
   await page.goto(`${base}/#/models`);
   const row = page.locator('tr[data-model="sd15-tiny"]');
