@@ -40,16 +40,18 @@ fn raw(port: u16, method: &str, path: &str, key: Option<&str>) -> (u16, String) 
     (status, body)
 }
 
-#[test]
-fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
+/// A server with `extra` flags and two tenants' keys.
+fn with_two_keys(extra: &[&str]) -> (tempfile::TempDir, String, String, Server) {
     let dir = tempfile::tempdir().unwrap();
     let a = keys_create(dir.path(), "a");
     let b = keys_create(dir.path(), "b");
-    let s = Server::start(
-        dir.path(),
-        &[fixture()],
-        &["--rate-limit", "2", "--rate-burst", "5"],
-    );
+    let s = Server::start(dir.path(), &[fixture()], extra);
+    (dir, a, b, s)
+}
+
+#[test]
+fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
+    let (_dir, a, b, s) = with_two_keys(&["--rate-limit", "2", "--rate-burst", "5"]);
     let c = client();
     let url = format!("{}/v1/predictions", s.base);
     let (mut ok, mut limited) = (0, 0);
@@ -89,15 +91,8 @@ fn a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not() {
 
 #[test]
 fn open_event_streams_per_key_are_capped_and_slots_come_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = keys_create(dir.path(), "a");
-    let b = keys_create(dir.path(), "b");
     // No workers: jobs stay queued, so their streams stay open.
-    let s = Server::start(
-        dir.path(),
-        &[fixture()],
-        &["--no-workers", "--max-streams-per-key", "2"],
-    );
+    let (_dir, a, b, s) = with_two_keys(&["--no-workers", "--max-streams-per-key", "2"]);
     let c = client();
     let submit = |key: &str| {
         let (st, v, _) = post(
