@@ -133,10 +133,11 @@ fn document_errors(doc: &mut Value) {
                 continue;
             };
             let has_body = op.contains_key("requestBody");
+            // Query and header parameters are checked too (422 naming them).
             let has_query = op
                 .get("parameters")
                 .and_then(Value::as_array)
-                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query" || p["in"] == "header"));
             let mut add: Vec<&str> = Vec::new();
             if !public {
                 add.extend(["401", "429"]);
@@ -220,7 +221,7 @@ fn object(props: Value, required: &[&str]) -> Value {
 /// generated clients and fuzzers send what the server takes. `installed` and `presets` are
 /// this server's model and ticket-preset names.
 #[rustfmt::skip]
-fn request_bodies(installed: &[String], presets: &[String]) -> Vec<(&'static str, &'static str, Value)> {
+fn request_bodies(installed: &[String], presets: &[String], label: Value) -> Vec<(&'static str, &'static str, Value)> {
     use atelier_workflows::storyboards::app::{AUTHOR_MAX, COMMENT_MAX};
     use atelier_workflows::storyboards::spec::{
         CAMERA_MAX, COPY_MAX, CUTS, CUT_SECONDS, PROMPT_MAX, SCENE_MAX, TITLE_MAX,
@@ -246,7 +247,7 @@ fn request_bodies(installed: &[String], presets: &[String]) -> Vec<(&'static str
         "at": opt(position.clone()), "scene": text(SCENE_MAX, true), "camera": text(CAMERA_MAX, false),
         "copy": text(COPY_MAX, false), "duration_s": duration, "image_prompt": opt(text(PROMPT_MAX, true)),
     });
-    let regenerate = json!({"seed": seed64, "image_prompt": opt(text(PROMPT_MAX, true))});
+    let regenerate = json!({"seed": seed64.clone(), "image_prompt": opt(text(PROMPT_MAX, true))});
     let with = |props: &Value, extra: Value| {
         let mut p = props.clone();
         if let (Some(o), Some(e)) = (p.as_object_mut(), extra.as_object()) {
@@ -325,11 +326,11 @@ fn request_bodies(installed: &[String], presets: &[String]) -> Vec<(&'static str
                 "scene": text(SCENE_MAX, true), "camera": text(CAMERA_MAX, false), "copy": text(COPY_MAX, false),
                 "duration_s": duration, "image_prompt": opt(text(PROMPT_MAX, true))}), &["scene", "duration_s"])},
         }), &["cuts"]),
-        "generation": object(json!({"model": model, "size": opt(int(64, 2048)), "steps": opt(int(1, 150)),
-            "negative_prompt": opt(text(300, false))}), &[]),
-        "animatic": object(json!({
+        "generation": opt(object(json!({"model": model, "size": opt(int(64, 2048)), "steps": opt(int(1, 150)),
+            "negative_prompt": opt(text(300, false))}), &[])),
+        "animatic": opt(object(json!({
             "formats": opt(json!({"type": "array", "minItems": 1, "maxItems": 3, "uniqueItems": true, "items": {"type": "string", "enum": ["mp4", "gif", "webp"]}})),
-            "fps": opt(int(1, 60)), "size": opt(int(128, 1920))}), &[]),
+            "fps": opt(int(1, 60)), "size": opt(int(128, 1920))}), &[])),
     }), &["product", "category", "brief", "script"]);
 
     // OpenAI images: the prompt is screened and checked for length only.
@@ -341,9 +342,9 @@ fn request_bodies(installed: &[String], presets: &[String]) -> Vec<(&'static str
         "quality": opt(json!({"type": "string", "description": "accepted and ignored"})),
         "style": opt(json!({"type": "string", "description": "accepted and ignored"})),
         "user": opt(json!({"type": "string", "description": "accepted and ignored"})),
-        "seed": seed32, "steps": opt(int(1, 150)), "guidance_scale": opt(num(0.0, 30.0)),
+        "seed": seed64.clone(), "steps": opt(int(1, 150)), "guidance_scale": opt(num(0.0, 30.0)),
         "negative_prompt": opt(json!({"type": "string", "maxLength": 2000})), "scheduler": scheduler,
-        "label": opt(json!({"oneOf": [{"type": "boolean"}, {"type": "object", "description": "label settings: text, position, size, color, background, opacity (see README)"}]})),
+        "label": opt(label),
     }), &["prompt"]);
 
     let prediction = |version_required: bool| {
@@ -370,12 +371,25 @@ fn request_bodies(installed: &[String], presets: &[String]) -> Vec<(&'static str
         ("post", "/v1/campaigns/{id}/tickets", ticket),
         ("post", "/v1/storyboards", storyboard),
         ("post", "/v1/storyboards/{id}/versions", object(json!({"base": base, "ops": ops}), &["ops"])),
-        ("patch", "/v1/storyboards/{id}/cuts/{cut}", object(with(&edit, json!({"base": base})), &[])),
+        ("patch", "/v1/storyboards/{id}/cuts/{cut}", {
+            // At least one field to change.
+            let mut e = object(with(&edit, json!({"base": base})), &[]);
+            e["anyOf"] = json!(["scene", "camera", "copy", "duration_s", "image_prompt"].map(|f| json!({"required": [f]})));
+            e
+        }),
         ("post", "/v1/storyboards/{id}/cuts", object(with(&insert, json!({"base": base})), &["scene", "duration_s"])),
         ("post", "/v1/storyboards/{id}/cuts/{cut}/regenerate", object(with(&regenerate, json!({"base": base})), &[])),
         ("post", "/v1/storyboards/{id}/cuts/{cut}/move", object(json!({"base": base, "to": position}), &["to"])),
         ("post", "/v1/storyboards/{id}/cuts/{cut}/comments", object(json!({"author": text(AUTHOR_MAX, true), "text": text(COMMENT_MAX, true)}), &["author", "text"])),
-        ("post", "/v1/storyboards/{id}/comments/{comment}/resolve", object(json!({"resolved": {"type": "boolean"}, "by": opt(text(AUTHOR_MAX, true))}), &[])),
+        ("post", "/v1/storyboards/{id}/comments/{comment}/resolve", {
+            // Resolving (the default) names who did; reopening ({"resolved": false}) does not.
+            let mut r = object(json!({"resolved": {"type": "boolean"}, "by": opt(text(AUTHOR_MAX, true))}), &[]);
+            r["anyOf"] = json!([
+                {"required": ["by"], "properties": {"by": text(AUTHOR_MAX, true)}},
+                {"required": ["resolved"], "properties": {"resolved": {"const": false}}},
+            ]);
+            r
+        }),
     ]
 }
 
@@ -390,6 +404,12 @@ fn parameters() -> Vec<(&'static str, &'static str, &'static str, Value)> {
     let idem = json!({"type": "string", "minLength": 1, "maxLength": 256});
     let cut = json!({"type": "string", "pattern": "^([1-8]|cut_[0-9a-f]{8})$", "description": "1-based position or cut id"});
     let mut out = vec![
+        (
+            "get",
+            "/v1/predictions/{id}/stream",
+            "Last-Event-ID",
+            json!({"type": "string", "pattern": "^[0-9]{1,18}$"}),
+        ),
         ("get", "/v1/predictions", "limit", limit(100)),
         ("get", "/v1/predictions", "status", statuses),
         ("get", "/v1/predictions", "cursor", cursor),
@@ -426,8 +446,8 @@ fn parameters() -> Vec<(&'static str, &'static str, &'static str, Value)> {
 }
 
 /// Puts [`request_bodies`] and [`parameters`] into the document.
-fn refine(doc: &mut Value, installed: &[String], presets: &[String]) {
-    for (method, path, schema) in request_bodies(installed, presets) {
+fn refine(doc: &mut Value, installed: &[String], presets: &[String], label: Value) {
+    for (method, path, schema) in request_bodies(installed, presets, label) {
         if let Some(op) = doc.pointer_mut(&format!("/paths/{}/{method}", path.replace('/', "~1"))) {
             op["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": schema}}});
@@ -462,7 +482,14 @@ pub fn document(state: &AppState) -> Value {
         .as_ref()
         .map(|t| t.workflow.presets.iter().map(|p| p.name.clone()).collect())
         .unwrap_or_default();
-    refine(&mut doc, &installed, &presets);
+    // The visible-label settings as the text-to-image app reads them.
+    let label = state
+        .platform
+        .app("atelier/text-to-image")
+        .map(|a| a.input_schema()["properties"]["label"].clone())
+        .filter(|l| !l.is_null())
+        .unwrap_or_else(|| json!({"type": "boolean"}));
+    refine(&mut doc, &installed, &presets, label);
     document_errors(&mut doc);
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")

@@ -322,14 +322,16 @@ pub async fn regenerate_cut(
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        let mut v = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",
                 e.to_string(),
             )
             .field("body")
-        })?
+        })?;
+        crate::extract::integral_floats_to_integers(&mut v);
+        v
     };
     edited(
         &state,

@@ -160,7 +160,8 @@ async fn job_response(
 #[utoipa::path(post, path = "/v1/campaigns/{id}/tickets", tag = "tickets", params(("id" = String, Path),
     ("Idempotency-Key" = Option<String>, Header, description = "a retried submit with the same key returns the same ticket")),
     request_body = Object,
-    responses((status = 201, body = Object), (status = 422, body = crate::routes::ErrorBody)))]
+    responses((status = 201, body = Object), (status = 200, description = "the ticket already made for this Idempotency-Key", body = Object),
+              (status = 422, body = crate::routes::ErrorBody)))]
 pub async fn create_ticket(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
