@@ -30,7 +30,7 @@ BODY='{"input":{"prompt":"a lighthouse at dusk","width":64,"height":64,"steps":2
 JOB=$(curl -sf -H "$AUTH" -H 'Content-Type: application/json' -H 'Prefer: wait=60' \
   -d "$BODY" "$BASE/v1/models/atelier/text-to-image/predictions")
 ID=$(echo "$JOB" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-FILE=$(echo "$JOB" | python3 -c 'import json,sys; print(json.load(sys.stdin)["output"][0])')
+FILE=$(echo "$JOB" | python3 -c 'import json,sys; print(json.load(sys.stdin)["output"]["images"][0])')
 # 50 more so the list has pages to read.
 for i in $(seq 1 50); do
   curl -sf -o /dev/null -H "$AUTH" -H 'Content-Type: application/json' -d "$BODY" \

@@ -326,11 +326,11 @@ fn request_bodies(installed: &[String], presets: &[String], label: Value) -> Vec
                 "scene": text(SCENE_MAX, true), "camera": text(CAMERA_MAX, false), "copy": text(COPY_MAX, false),
                 "duration_s": duration, "image_prompt": opt(text(PROMPT_MAX, true))}), &["scene", "duration_s"])},
         }), &["cuts"]),
-        "generation": opt(object(json!({"model": model, "size": opt(int(64, 2048)), "steps": opt(int(1, 150)),
-            "negative_prompt": opt(text(300, false))}), &[])),
-        "animatic": opt(object(json!({
+        "generation": object(json!({"model": model, "size": opt(int(64, 2048)), "steps": opt(int(1, 150)),
+            "negative_prompt": opt(text(300, false))}), &[]),
+        "animatic": object(json!({
             "formats": opt(json!({"type": "array", "minItems": 1, "maxItems": 3, "uniqueItems": true, "items": {"type": "string", "enum": ["mp4", "gif", "webp"]}})),
-            "fps": opt(int(1, 60)), "size": opt(int(128, 1920))}), &[])),
+            "fps": opt(int(1, 60)), "size": opt(int(128, 1920))}), &[]),
     }), &["product", "category", "brief", "script"]);
 
     // OpenAI images: the prompt is screened and checked for length only.

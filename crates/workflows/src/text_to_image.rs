@@ -263,7 +263,7 @@ impl App for TextToImage {
                     "oneOf": [
                         {"type": "boolean"},
                         {"type": "object", "additionalProperties": false, "properties": {
-                            "text": {"type": "string", "maxLength": 40},
+                            "text": {"type": "string", "minLength": 1, "maxLength": 40},
                             "position": {"type": "string", "enum": ["top-left", "top-right", "bottom-left", "bottom-right"]},
                             "size": {"type": "number", "minimum": 0.01, "maximum": 0.2},
                             "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
