@@ -185,13 +185,15 @@ impl FromRequestParts<AppState> for Tenant {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let (tenant, keyed) = Self::authenticate(parts, state).await?;
-        // Open mode takes any token, so all of them share one budget there.
+        // Rate limits are per API key; open mode (loopback, no keys: one local user, who may
+        // send any token) has none to spend, and its streams share one count.
         let key = if keyed {
-            crate::limits::key_id(&parts.headers)
+            let key = crate::limits::key_id(&parts.headers);
+            state.http.check_rate(&key)?;
+            key
         } else {
             "open".to_owned()
         };
-        state.http.check_rate(&key)?;
         parts.extensions.insert(KeyId(key));
         Ok(tenant)
     }
