@@ -203,18 +203,8 @@ impl Tenant {
     /// The tenant a request's key belongs to (any key, or none, in open mode), and whether a
     /// real key matched.
     async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Self, bool), ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim);
-        let token = header.and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("Token "))
-                .map(str::trim)
-        });
-        match token {
-            Some(t) if !t.is_empty() => {
+        match crate::limits::bearer_token(&parts.headers) {
+            Some(t) => {
                 match atelier_platform::auth::verify_key(state.platform.store.as_ref(), t).await {
                     Ok(Some(tenant)) => Ok((Tenant(tenant), true)),
                     // Open mode has no keys to check against; clients such as openai's always

@@ -165,20 +165,24 @@ impl Drop for StreamPermit {
     }
 }
 
+/// The API key a request sends (`Authorization: Bearer KEY`, or Replicate's `Token KEY`), if
+/// any: the one parser behind authentication and the per-key limits.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let h = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    h.strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("Token "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// Which key a request spends: a digest of its bearer token (the token itself never sits in
 /// memory tables), or `open` for unkeyed requests in open mode.
 pub fn key_id(headers: &HeaderMap) -> String {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("Token "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    match token {
+    match bearer_token(headers) {
         Some(t) => {
             let d = Sha256::digest(t.as_bytes());
             d[..12].iter().map(|b| format!("{b:02x}")).collect()
