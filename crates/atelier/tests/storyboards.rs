@@ -662,6 +662,8 @@ fn storyboard_cuts_sheet_animatic_revisions_comments_export() {
         bad(with(json!({"script": {"cuts": script[..3]}}))),
         "script.cuts"
     );
+    // An object written as an array of its fields is not read as the defaults.
+    assert_eq!(bad(with(json!({"animatic": []}))), "animatic");
     let (s, e) = send(
         &c,
         reqwest::Method::POST,
@@ -670,7 +672,7 @@ fn storyboard_cuts_sheet_animatic_revisions_comments_export() {
     );
     assert_eq!(
         (s, e["error"]["field"].as_str()),
-        (422, Some("ops[0].cut")),
+        (409, Some("ops[0].cut")),
         "{e}"
     );
     let (s, e) = send(
@@ -688,8 +690,8 @@ fn storyboard_cuts_sheet_animatic_revisions_comments_export() {
     );
     assert_eq!(
         (s, e["error"]["field"].as_str()),
-        (422, Some("ops[0]")),
-        "no fewer than 4: {e}"
+        (409, Some("ops[0]")),
+        "no fewer than 4 (the board's state, so a conflict): {e}"
     );
     let (s, _) = get(&c, &format!("{base}/v1/storyboards/nope"), None);
     assert_eq!(s, 404);
@@ -752,7 +754,7 @@ fn storyboard_cuts_sheet_animatic_revisions_comments_export() {
     );
     assert_eq!(
         (s, e["error"]["field"].as_str()),
-        (422, Some("version")),
+        (409, Some("version")),
         "a ready version is not retried: {e}"
     );
     assert_eq!(

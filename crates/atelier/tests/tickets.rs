@@ -417,6 +417,72 @@ fn campaign_ticket_share_page_rerun_revoke_and_blocking() {
         &json!({"name": "x", "text": "y"}),
     );
     assert_eq!(st, 404);
+
+    // Dates: in the wrong order in one body is an input error; a patch that puts the end
+    // before the stored start, or a ticket for a campaign that has ended, conflicts with the
+    // campaign's state (409), since the same request fits another campaign or another time.
+    let (st, v, _) = post(
+        &c,
+        &format!("{base}/v1/campaigns"),
+        None,
+        &json!({"name": "x", "brand": "y", "active_from": "2026-01-02T00:00:00Z", "active_until": "2026-01-01T00:00:00Z"}),
+    );
+    assert_eq!(
+        (st, v["error"]["field"].as_str()),
+        (422, Some("active_until")),
+        "{v}"
+    );
+    let (st, v, _) = post(
+        &c,
+        &format!("{base}/v1/campaigns"),
+        None,
+        &json!({"name": "x", "brand": "y", "active_from": "2025-01-01T00:00:00Z"}),
+    );
+    assert_eq!(st, 201, "{v}");
+    let old = v["id"].as_str().unwrap().to_owned();
+    let patch = |body: Value| {
+        let r = c
+            .patch(format!("{base}/v1/campaigns/{old}"))
+            .json(&body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    let (st, v) = patch(json!({"active_until": "2024-12-31T00:00:00Z"}));
+    assert_eq!(
+        (st, v["error"]["field"].as_str()),
+        (409, Some("active_until")),
+        "{v}"
+    );
+    let (st, v) = patch(json!({"active_until": "2025-06-30T00:00:00Z"}));
+    assert_eq!(st, 200, "{v}");
+    let (st, v, _) = post(
+        &c,
+        &format!("{base}/v1/campaigns/{old}/tickets"),
+        None,
+        &json!({"name": "x", "text": "y"}),
+    );
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("ended"),
+        "{v}"
+    );
+    // A campaign written as an array is not read as its defaults.
+    let (st, v, _) = post(
+        &c,
+        &format!("{base}/v1/campaigns"),
+        None,
+        &json!({"name": "x", "brand": "y", "palette": []}),
+    );
+    assert_eq!(
+        (st, v["error"]["field"].as_str()),
+        (422, Some("palette")),
+        "{v}"
+    );
     s.assert_no_internal_errors();
 }
 

@@ -25,6 +25,12 @@ pub enum PlatformError {
     /// A job input failed validation; `field` is the JSON path as the client wrote it.
     #[error("invalid {field}: {message}")]
     InvalidInput { field: String, message: String },
+    /// A well-formed request the current state of what it names cannot take (a campaign that
+    /// has ended, an edit naming a cut the version lacks, exporting a version still drawing):
+    /// the same request may succeed later or against another state, so it is not an input
+    /// error.
+    #[error("conflict on {field}: {message}")]
+    Conflict { field: String, message: String },
     /// No app with this name is installed.
     #[error("unknown model {0:?}")]
     UnknownApp(String),
@@ -59,6 +65,14 @@ impl PlatformError {
     /// Shorthand for an input error.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for a conflict with the current state.
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Conflict {
             field: field.into(),
             message: message.into(),
         }

@@ -7,6 +7,7 @@
 pub mod artifacts;
 pub mod auth;
 pub mod error;
+pub mod input;
 pub mod links;
 pub mod metrics;
 pub mod platform;

@@ -338,6 +338,11 @@ async fn finish(
             message: format!("{field}: {message}"),
             details: Some(serde_json::json!({"field": field})),
         },
+        Err(PlatformError::Conflict { field, message }) => Outcome::Failed {
+            code: "conflict".into(),
+            message: format!("{field}: {message}"),
+            details: Some(serde_json::json!({"field": field})),
+        },
         Err(PlatformError::ContentBlocked(b)) => Outcome::Failed {
             code: "content_blocked".into(),
             message: format!("content blocked ({}): {}", b.category, b.message),

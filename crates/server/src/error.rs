@@ -70,6 +70,12 @@ impl From<PlatformError> for ApiError {
                 let msg = format!("{field}: {message}");
                 Self::invalid(field, msg)
             }
+            PlatformError::Conflict { field, message } => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{field}: {message}"),
+            )
+            .field(field),
             PlatformError::UnknownApp(name) => Self::new(
                 StatusCode::NOT_FOUND,
                 "unknown_model",

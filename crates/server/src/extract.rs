@@ -11,9 +11,9 @@ use crate::state::AppState;
 /// A JSON body with our error shape: 415 without a JSON content type, 400 when it is not JSON,
 /// 413 over the route's limit, 422 naming the field serde refused (`input.width`).
 ///
-/// Numbers are read as JSON means them: `7.0` is the integer 7 wherever an integer is expected
-/// (JSON has one number type and many clients and schema-driven generators write integers that
-/// way), so integral floats are turned into integers before the body is read into `T`.
+/// The body is read by [`atelier_platform::input::decode`]: a struct only from a JSON object
+/// (never from an array of its fields), and `7.0` as the integer 7 wherever an integer is
+/// expected.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -27,43 +27,51 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        let bytes = match axum::body::Bytes::from_request(req, state).await {
-            Ok(b) => b,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "request body is larger than the server accepts",
-                ))
-            }
-            Err(e) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
-                    e.body_text(),
-                ))
-            }
-        };
-        let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "malformed_json",
                 format!("request body is not valid JSON: {e}"),
             )
         })?;
-        integral_floats_to_integers(&mut value);
-        serde_path_to_error::deserialize::<_, T>(value)
+        atelier_platform::input::decode::<T>(&value)
             .map(Json)
             .map_err(|e| {
-                let path = e.path().to_string();
-                let message = format!("{path}: {}", e.inner());
-                let mut err =
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message);
-                if path != "." {
-                    err = err.field(path);
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input",
+                    e.to_string(),
+                );
+                if e.path != "." {
+                    err = err.field(e.path);
                 }
                 err
             })
+    }
+}
+
+/// The request body as bytes (uploads: CSV, images) with our error shape: 413
+/// `body_too_large` over the route's limit, 400 `bad_body` when it could not be read.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "request body is larger than this route accepts",
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                e.body_text(),
+            )),
+        }
     }
 }
 
@@ -82,28 +90,6 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
         .trim()
         .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-}
-
-/// Rewrites every number that is a whole float within i64/u64 range (`7.0`, `1e3`) as that
-/// integer, in place.
-pub fn integral_floats_to_integers(v: &mut serde_json::Value) {
-    use serde_json::Value;
-    match v {
-        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-            if let Some(f) = n.as_f64() {
-                if f.fract() == 0.0 && f.is_finite() {
-                    if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
-                        *v = Value::from(f as u64);
-                    } else if f < 0.0 && f >= -9_223_372_036_854_775_808.0 {
-                        *v = Value::from(f as i64);
-                    }
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(integral_floats_to_integers),
-        Value::Object(o) => o.values_mut().for_each(integral_floats_to_integers),
-        _ => {}
-    }
 }
 
 /// `axum::extract::Query` whose rejections use our error shape: 422 naming the parameter serde

@@ -4,8 +4,12 @@
 //! connections (slowloris).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -191,56 +195,79 @@ pub fn key_id(headers: &HeaderMap) -> String {
     }
 }
 
-/// Middleware: reads the whole request body within the body deadline (408 `body_timeout`
-/// otherwise), so a client trickling bytes cannot hold a handler and its connection for long.
-/// Size limits still apply afterwards, per route.
+/// Middleware: the whole request body must arrive within the body deadline (408
+/// `body_timeout` otherwise), so a client trickling bytes cannot hold a handler and its
+/// connection for long.
+///
+/// The body is not buffered here: it streams on to the route, whose own size limit refuses an
+/// oversize body as it arrives (an unauthenticated client cannot make the server hold the
+/// largest upload any route takes). The deadline rides along in the body; when it fires, the
+/// route's read fails and the answer is replaced by the 408.
 pub async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let empty = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() == b"0")
-        || (req
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .is_none()
-            && req
-                .headers()
-                .get(axum::http::header::TRANSFER_ENCODING)
-                .is_none());
-    if empty {
-        return next.run(req).await;
-    }
-    let (parts, body) = req.into_parts();
     let deadline = state.http.settings.body_timeout;
-    // The largest body any route takes; each route's own (smaller) limit applies later.
-    let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "request body is larger than the server accepts",
-            )
-            .into_response()
-        }
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    deadline.as_secs_f64()
-                ),
-            )
-            .into_response()
-        }
-    };
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
+    let fired = Arc::new(AtomicBool::new(false));
+    let flag = fired.clone();
+    let req = req.map(|inner| {
+        axum::body::Body::new(DeadlineBody {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(deadline)),
+            fired: flag,
+        })
+    });
+    let resp = next.run(req).await;
+    if fired.load(Ordering::Relaxed) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                deadline.as_secs_f64()
+            ),
+        )
+        .into_response();
+    }
+    resp
 }
 
-/// Above every per-route body limit (CSV batches, uploads).
-const MAX_BODY: usize = 64 << 20;
+/// A request body that fails once its deadline passes, whether or not bytes are arriving.
+struct DeadlineBody {
+    inner: axum::body::Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    fired: Arc<AtomicBool>,
+}
+
+/// The error a late body ends with (the middleware answers 408 for it).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive before its deadline")]
+struct BodyDeadline;
+
+impl http_body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.inner.is_end_stream() {
+            return Poll::Ready(None);
+        }
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            this.fired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyDeadline))));
+        }
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 #[cfg(test)]
 mod tests {

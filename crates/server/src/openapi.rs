@@ -97,9 +97,27 @@ const SHARED: &[(&str, &str, &str)] = &[
     ("401", "Unauthorized", "the API key is missing or unknown (`unauthorized`)"),
     ("404", "NotFound", "no such thing for this caller; absent and foreign look the same (`not_found`)"),
     ("413", "PayloadTooLarge", "the body is larger than this route accepts (`body_too_large`)"),
+    ("409", "Conflict", "well formed, but the current state of what it names cannot take it: a campaign outside its dates, a cut the version lacks, a version still drawing (`conflict`, `version_conflict`)"),
     ("415", "UnsupportedMediaType", "the body's Content-Type is not the one this route reads"),
     ("422", "Unprocessable", "a field or parameter is invalid; `error.field` names it"),
     ("429", "TooManyRequests", "this key is over its request rate or stream limit, or the queue is full; `Retry-After` says when to retry"),
+];
+
+/// Operations that can answer 409 because of the state of what they name.
+const CONFLICTS: &[(&str, &str)] = &[
+    ("patch", "/v1/campaigns/{id}"),
+    ("post", "/v1/campaigns/{id}/tickets"),
+    ("post", "/v1/campaigns/{id}/batches"),
+    ("post", "/v1/tickets/{id}/rerun"),
+    ("post", "/v1/storyboards/{id}/versions"),
+    ("post", "/v1/storyboards/{id}/versions/{n}/restore"),
+    ("post", "/v1/storyboards/{id}/retry"),
+    ("post", "/v1/storyboards/{id}/cuts"),
+    ("patch", "/v1/storyboards/{id}/cuts/{cut}"),
+    ("delete", "/v1/storyboards/{id}/cuts/{cut}"),
+    ("post", "/v1/storyboards/{id}/cuts/{cut}/regenerate"),
+    ("post", "/v1/storyboards/{id}/cuts/{cut}/move"),
+    ("get", "/v1/storyboards/{id}/export.zip"),
 ];
 
 /// Adds the error answers every route can give from its extractors and middleware, so the
@@ -128,7 +146,7 @@ fn document_errors(doc: &mut Value) {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
-        for (_, op) in item.iter_mut() {
+        for (method, op) in item.iter_mut() {
             let Some(op) = op.as_object_mut() else {
                 continue;
             };
@@ -153,6 +171,9 @@ fn document_errors(doc: &mut Value) {
             }
             if has_query {
                 add.push("422");
+            }
+            if CONFLICTS.contains(&(method.as_str(), path.as_str())) {
+                add.push("409");
             }
             let Some(rs) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
@@ -433,6 +454,13 @@ fn parameters() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             idem,
         ),
     ];
+    out.push((
+        "post",
+        "/v1/campaigns/{id}/batches",
+        "encoding",
+        json!({"type": "string", "enum": ["utf-8", "utf8", "cp949", "euc-kr", "euckr", "ms949", "windows-949", "uhc"],
+               "description": "the file's text encoding; left out, it is detected (a UTF-8 BOM, UTF-8, else CP949)"}),
+    ));
     for (method, path) in [
         ("patch", "/v1/storyboards/{id}/cuts/{cut}"),
         ("delete", "/v1/storyboards/{id}/cuts/{cut}"),
@@ -451,6 +479,25 @@ fn refine(doc: &mut Value, installed: &[String], presets: &[String], label: Valu
         if let Some(op) = doc.pointer_mut(&format!("/paths/{}/{method}", path.replace('/', "~1"))) {
             op["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+    }
+    // Uploads are raw bytes of a file, not JSON: say which files.
+    let binary = json!({"schema": {"type": "string", "format": "binary"}});
+    let uploads = [
+        (
+            "put",
+            "/v1/storyboards/{id}/reference",
+            vec!["image/png", "image/jpeg", "image/webp"],
+        ),
+        ("post", "/v1/campaigns/{id}/batches", vec!["text/csv"]),
+    ];
+    for (method, path, types) in uploads {
+        if let Some(op) = doc.pointer_mut(&format!("/paths/{}/{method}", path.replace('/', "~1"))) {
+            let content: serde_json::Map<String, Value> = types
+                .into_iter()
+                .map(|t| (t.to_owned(), binary.clone()))
+                .collect();
+            op["requestBody"] = json!({"required": true, "content": content});
         }
     }
     // Each server-sent event: its name, its JSON data as text, and its id (for Last-Event-ID).
@@ -503,4 +550,26 @@ pub fn document(state: &AppState) -> Value {
         }
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_conflict_names_a_documented_operation_and_gets_its_409() {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        document_errors(&mut doc);
+        for (method, path) in CONFLICTS {
+            let op = doc
+                .pointer(&format!("/paths/{}/{method}", path.replace('/', "~1")))
+                .unwrap_or_else(|| panic!("{method} {path} is not in the document"));
+            assert!(op["responses"].get("409").is_some(), "{method} {path}");
+        }
+        let other = &doc["paths"]["/v1/storyboards/{id}/diff"]["get"]["responses"];
+        assert!(
+            other.get("409").is_none(),
+            "409 only where a state conflict can happen"
+        );
+    }
 }

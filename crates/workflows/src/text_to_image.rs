@@ -62,7 +62,10 @@ fn label_of(v: Option<&Value>) -> Result<Option<LabelSpec>, PlatformError> {
         Some(Value::Bool(true)) => Ok(Some(LabelSpec::default())),
         Some(o @ Value::Object(_)) => {
             let spec: LabelSpec =
-                serde_json::from_value(o.clone()).map_err(|e| bad("label", e.to_string()))?;
+                atelier_platform::input::decode(o).map_err(|e| match e.path.as_str() {
+                    "." => bad("label", e.message),
+                    path => bad(&format!("label.{path}"), e.message),
+                })?;
             spec.validate().map_err(|e| match e {
                 atelier_provenance::ProvenanceError::Label { field, message } => {
                     PlatformError::invalid(format!("input.label.{field}"), message)

@@ -13,7 +13,6 @@ use atelier_platform::now_ms;
 use atelier_workflows::diary::recommend::Scored;
 use atelier_workflows::diary::store::Comment;
 use atelier_workflows::diary::{accounts, Diary, DiaryError, NewSession, Post, PostInput, User};
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -22,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query, Tenant};
+use crate::extract::{Json, Path, Query, RawBody, Tenant};
 use crate::state::AppState;
 
 /// Name of the session cookie.
@@ -366,7 +365,7 @@ pub async fn update_me(
 pub async fn put_avatar(
     State(state): State<AppState>,
     me: SignedIn,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<axum::Json<Value>> {
     let d = diary(&state)?;
     let raw = body.to_vec();

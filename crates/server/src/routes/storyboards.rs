@@ -8,7 +8,6 @@ use atelier_platform::now_ms;
 use atelier_workflows::storyboards::app::ExportItem;
 use atelier_workflows::storyboards::spec::CATEGORIES;
 use atelier_workflows::storyboards::{Board, StoryboardError, Storyboards, Version};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Json, Path, Query, Tenant};
+use crate::extract::{BaseUrl, Json, Path, Query, RawBody, Tenant};
 use crate::render::resolve_files;
 use crate::routes::tickets::{stream_zip, ZipSource};
 use crate::state::AppState;
@@ -316,22 +315,20 @@ pub async fn regenerate_cut(
     Tenant(tenant): Tenant,
     BaseUrl(base): BaseUrl,
     Path((id, cut)): Path<(String, String)>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     // The body is optional: an empty one draws with a new random seed.
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        let mut v = serde_json::from_slice(&body).map_err(|e| {
+        serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",
                 e.to_string(),
             )
             .field("body")
-        })?;
-        crate::extract::integral_floats_to_integers(&mut v);
-        v
+        })?
     };
     edited(
         &state,
@@ -523,7 +520,7 @@ pub async fn put_reference(
     Tenant(tenant): Tenant,
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<axum::Json<Value>> {
     let s = boards(&state)?;
     s.board(&tenant, &id).await?;

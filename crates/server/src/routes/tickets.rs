@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Json, Path, Query, Tenant};
+use crate::extract::{BaseUrl, Json, Path, Query, RawBody, Tenant};
 use crate::render::{job_json, resolve_files};
 use crate::state::AppState;
 
@@ -331,7 +331,7 @@ pub async fn create_batch(
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
     Query(q): Query<BatchQuery>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let tk = tickets(&state)?;
     if tk.store.campaign(&tenant, &id, None).await?.is_none() {

@@ -41,6 +41,11 @@ fn bad(field: impl Into<String>, message: impl Into<String>) -> StoryboardError 
     PlatformError::invalid(field, message).into()
 }
 
+/// 409: a well-formed request the board's current state cannot take.
+fn conflict(field: impl Into<String>, message: impl Into<String>) -> StoryboardError {
+    PlatformError::conflict(field, message).into()
+}
+
 /// An optional number within `lo..=hi`.
 fn within(field: &str, v: Option<u32>, lo: u32, hi: u32) -> Result<()> {
     match v {
@@ -51,13 +56,10 @@ fn within(field: &str, v: Option<u32>, lo: u32, hi: u32) -> Result<()> {
     }
 }
 
-/// Parses JSON into `T`, naming the offending field (`script.cuts[2].duration_s`).
+/// Parses JSON into `T` strictly (a struct only from an object, see
+/// [`atelier_platform::input`]), naming the offending field (`script.cuts[2].duration_s`).
 pub fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        bad(field, e.into_inner().to_string())
-    })
+    atelier_platform::input::decode(&v).map_err(|e| bad(e.field_or("body").to_owned(), e.message))
 }
 
 /// The body of `POST /v1/storyboards`.
@@ -400,7 +402,7 @@ impl Storyboards {
         // pictures it finished.
         let (mut title, mut cuts) = (head.title.clone(), head.cuts.clone());
         if cuts.is_empty() {
-            return Err(bad(
+            return Err(conflict(
                 "ops",
                 format!(
                     "version {} has no cuts yet (status {}): wait for the writer, or retry a failed version with POST /v1/storyboards/{id}/retry",
@@ -426,7 +428,10 @@ impl Storyboards {
             rand::random::<u32>() as u64
         })?;
         if spec::diff(&head.title, &head.cuts, &title, &cuts).is_empty() {
-            return Err(bad("ops", "the operations change nothing"));
+            return Err(conflict(
+                "ops",
+                format!("the operations change nothing in version {}", head.version),
+            ));
         }
         let ops = serde_json::to_value(&e.ops).unwrap_or(Value::Null);
         self.push(
@@ -451,7 +456,7 @@ impl Storyboards {
     ) -> Result<Version> {
         let (b, old) = self.version(tenant, id, Some(n)).await?;
         if old.cuts.is_empty() {
-            return Err(bad(
+            return Err(conflict(
                 "version",
                 format!("version {n} has no cuts to restore"),
             ));
@@ -473,7 +478,7 @@ impl Storyboards {
     pub async fn retry(&self, platform: &Arc<Platform>, tenant: &str, id: &str) -> Result<Version> {
         let (b, mut v) = self.version(tenant, id, None).await?;
         if !matches!(v.status.as_str(), "failed" | "canceled") {
-            return Err(bad(
+            return Err(conflict(
                 "version",
                 format!(
                     "version {} is {}; only a failed or canceled version is retried",
@@ -601,7 +606,7 @@ impl Storyboards {
     ) -> Result<Vec<(String, ExportItem)>> {
         let (b, v) = self.version(tenant, id, n).await?;
         if v.status != "ready" {
-            return Err(bad(
+            return Err(conflict(
                 "version",
                 format!(
                     "version {} is {}; export a ready version",

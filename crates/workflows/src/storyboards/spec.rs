@@ -331,14 +331,13 @@ pub enum CutRef {
 fn find(cuts: &[Cut], r: &CutRef, field: &str) -> Result<usize, PlatformError> {
     match r {
         CutRef::Position(p) if (1..=cuts.len()).contains(p) => Ok(p - 1),
-        CutRef::Position(p) => Err(bad(
+        CutRef::Position(p) => Err(PlatformError::conflict(
             field,
             format!("position {p} is outside 1..{}", cuts.len()),
         )),
-        CutRef::Id(id) => cuts
-            .iter()
-            .position(|c| &c.id == id)
-            .ok_or_else(|| bad(field, format!("no cut {id:?} in this version"))),
+        CutRef::Id(id) => cuts.iter().position(|c| &c.id == id).ok_or_else(|| {
+            PlatformError::conflict(field, format!("no cut {id:?} in this version"))
+        }),
     }
 }
 
@@ -417,7 +416,7 @@ pub fn apply(
             Op::Move { cut, to } => {
                 let k = find(cuts, cut, &format!("{at}.cut"))?;
                 if !(1..=cuts.len()).contains(to) {
-                    return Err(bad(
+                    return Err(PlatformError::conflict(
                         format!("{at}.to"),
                         format!("must be within 1..{}", cuts.len()),
                     ));
@@ -441,7 +440,7 @@ pub fn apply(
                     image_prompt: image_prompt.clone(),
                 };
                 if cuts.len() >= CUTS.1 {
-                    return Err(bad(
+                    return Err(PlatformError::conflict(
                         &at,
                         format!("a storyboard has at most {} cuts", CUTS.1),
                     ));
@@ -449,7 +448,7 @@ pub fn apply(
                 text.check(&at)?;
                 let p = pos.unwrap_or(cuts.len() + 1);
                 if !(1..=cuts.len() + 1).contains(&p) {
-                    return Err(bad(
+                    return Err(PlatformError::conflict(
                         format!("{at}.at"),
                         format!("must be within 1..{}", cuts.len() + 1),
                     ));
@@ -459,7 +458,7 @@ pub fn apply(
             Op::Delete { cut } => {
                 let k = find(cuts, cut, &format!("{at}.cut"))?;
                 if cuts.len() <= CUTS.0 {
-                    return Err(bad(
+                    return Err(PlatformError::conflict(
                         &at,
                         format!("a storyboard has at least {} cuts", CUTS.0),
                     ));
@@ -670,14 +669,17 @@ mod tests {
         let mut title = String::new();
         let err = |ops: Value, cuts: &mut Vec<Cut>, title: &mut String| {
             let ops: Vec<Op> = serde_json::from_value(ops).unwrap();
+            // The board's state (its cuts) refuses with a conflict, a bad value with an input
+            // error; both name the op.
             match apply(title, cuts, &ops, || 0, || 0) {
-                Err(PlatformError::InvalidInput { field, .. }) => field,
+                Err(PlatformError::Conflict { field, .. }) => format!("conflict {field}"),
+                Err(PlatformError::InvalidInput { field, .. }) => format!("invalid {field}"),
                 other => panic!("{other:?}"),
             }
         };
         assert_eq!(
             err(json!([{"op": "delete", "cut": 1}]), &mut cuts, &mut title),
-            "ops[0]"
+            "conflict ops[0]"
         );
         assert_eq!(
             err(
@@ -685,7 +687,7 @@ mod tests {
                 &mut cuts,
                 &mut title
             ),
-            "ops[0].cut"
+            "conflict ops[0].cut"
         );
         assert_eq!(
             err(
@@ -693,7 +695,7 @@ mod tests {
                 &mut cuts,
                 &mut title
             ),
-            "ops[1].to"
+            "conflict ops[1].to"
         );
         assert_eq!(
             err(
@@ -701,7 +703,7 @@ mod tests {
                 &mut cuts,
                 &mut title
             ),
-            "ops[0].duration_s"
+            "invalid ops[0].duration_s"
         );
         assert!(serde_json::from_value::<Vec<Op>>(json!([{"op": "explode", "cut": 1}])).is_err());
     }

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::campaign::{merge_patch, Campaign, CampaignSpec};
+use super::campaign::{merge_patch, Campaign, CampaignSpec, WINDOW_ORDER};
 use super::csv::{self, ColumnMap};
 use super::steps::{reference_id, Step, TicketHost, TicketWorkflow};
 use super::store::{Batch, BatchRow, TicketInput, TicketRecord, TicketStatus, TicketStore};
@@ -200,7 +200,27 @@ impl Tickets {
             serde_json::to_value(&cur.spec).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
         merge_patch(&mut v, patch);
         let mut spec = CampaignSpec::from_json(v)?;
-        self.prepare(platform, tenant, &mut spec).await?;
+        // Dates in the wrong order because of the stored one the patch left alone: the
+        // same patch fits another campaign, so it conflicts with this one's state.
+        let both_dates = ["active_from", "active_until"]
+            .iter()
+            .all(|k| patch.get(k).is_some_and(|d| !d.is_null()));
+        self.prepare(platform, tenant, &mut spec)
+            .await
+            .map_err(|e| match e {
+                PlatformError::InvalidInput { field, message }
+                    if !both_dates && field == "active_until" && message == WINDOW_ORDER =>
+                {
+                    PlatformError::conflict(
+                        field,
+                        format!(
+                            "{message} ({} in the stored campaign)",
+                            spec.active_from.as_deref().unwrap_or("?")
+                        ),
+                    )
+                }
+                other => other,
+            })?;
         self.store
             .update_campaign(tenant, id, &spec, atelier_platform::now_ms())
             .await
@@ -260,7 +280,7 @@ impl Tickets {
             if let Some(j) = &t.job_id {
                 if let Some(job) = platform.store.get_job(tenant, j).await? {
                     if !job.status.is_terminal() {
-                        return Err(bad(
+                        return Err(PlatformError::conflict(
                             "ticket",
                             format!("the ticket is being made by job {j}; cancel it or wait"),
                         ));

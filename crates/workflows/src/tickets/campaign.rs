@@ -151,13 +151,16 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, PlatformError> {
         })
 }
 
+/// The message of the one cross-field rule, so a merge patch that breaks it only together with
+/// the stored spec can be told apart (a conflict, not an input error).
+pub const WINDOW_ORDER: &str = "must be after active_from";
+
 impl CampaignSpec {
     /// Parses a spec from JSON, naming the offending field on error.
     pub fn from_json(v: Value) -> Result<Self, PlatformError> {
-        serde_json::from_value(v).map_err(|e| {
-            let msg = e.to_string();
-            // serde names unknown/missing fields in the message; keep it whole.
-            bad("campaign", msg)
+        atelier_platform::input::decode(&v).map_err(|e| match e.path.as_str() {
+            "." => bad("campaign", e.message),
+            path => bad(path, e.message),
         })
     }
 
@@ -239,7 +242,7 @@ impl CampaignSpec {
             .transpose()?;
         if let (Some(a), Some(b)) = (from, until) {
             if a >= b {
-                return Err(bad("active_until", "must be after active_from"));
+                return Err(bad("active_until", WINDOW_ORDER));
             }
         }
         Ok(())
@@ -249,7 +252,7 @@ impl CampaignSpec {
     pub fn check_active(&self, now_ms: i64) -> Result<(), PlatformError> {
         if let Some(s) = &self.active_from {
             if now_ms < parse_time("active_from", s)? {
-                return Err(PlatformError::invalid(
+                return Err(PlatformError::conflict(
                     "campaign",
                     format!("the campaign starts at {s}"),
                 ));
@@ -257,7 +260,7 @@ impl CampaignSpec {
         }
         if let Some(s) = &self.active_until {
             if now_ms > parse_time("active_until", s)? {
-                return Err(PlatformError::invalid(
+                return Err(PlatformError::conflict(
                     "campaign",
                     format!("the campaign ended at {s}"),
                 ));

@@ -161,6 +161,9 @@ pub(crate) fn error_record(e: &PlatformError) -> Value {
         PlatformError::InvalidInput { field, message } => json!({
             "code": "invalid", "field": field, "message": message
         }),
+        PlatformError::Conflict { field, message } => json!({
+            "code": "conflict", "field": field, "message": message
+        }),
         PlatformError::Failed { code, message } => json!({"code": code, "message": message}),
         PlatformError::Engine(atelier_engine::EngineError::Cancelled { .. }) => {
             json!({"code": "canceled", "message": e.to_string()})
