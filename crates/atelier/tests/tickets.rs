@@ -291,6 +291,19 @@ fn campaign_ticket_share_page_rerun_revoke_and_blocking() {
         &json!({"from": "image"}),
     );
     assert_eq!(st, 201, "{rerun}");
+    // A re-run changes later steps only: the name is the ticket's, and unknown fields are named.
+    for (body, field) in [
+        (json!({"name": "someone else"}), "name"),
+        (json!({"from": "image", "colour": "red"}), "colour"),
+        (json!({"title": "가".repeat(500)}), "input.title"),
+    ] {
+        let (st, v, _) = post(&c, &format!("{base}/v1/tickets/{tid}/rerun"), None, &body);
+        assert_eq!(
+            (st, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{v}"
+        );
+    }
     let j = wait_terminal(
         &c,
         base,
@@ -319,8 +332,11 @@ fn campaign_ticket_share_page_rerun_revoke_and_blocking() {
         &json!({}),
     );
     assert_eq!(st, 200);
-    assert_eq!(bytes(&Client::new(), &share).0, 410);
-    assert_eq!(bytes(&Client::new(), &img_url).0, 410);
+    // Withdrawn links read exactly like links that never were.
+    let (st, _, page) = bytes(&Client::new(), &share);
+    let (_, _, unknown) = bytes(&Client::new(), &format!("{base}/t/nosuchshare"));
+    assert_eq!((st, &page), (404, &unknown));
+    assert_eq!(bytes(&Client::new(), &img_url).0, 404);
     assert_eq!(
         bytes(&Client::new(), &format!("{base}/t/AAAAAAAAAAAAAAAAAAAAAA")).0,
         404

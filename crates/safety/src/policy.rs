@@ -34,6 +34,10 @@ pub struct DenyList {
     pub terms: Vec<String>,
 }
 
+/// Longest allow or deny term a policy layer takes (characters): terms are words and short
+/// phrases, and each one is compiled into every screening of the layer.
+pub const TERM_MAX: usize = 60;
+
 /// One layer of policy; unset fields inherit from the layer below.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +92,30 @@ impl Policy {
 
     /// Rejects deny categories that are not `lower_snake` (they name audit entries and errors).
     pub fn check(&self, at: &str) -> Result<(), SafetyError> {
+        let term = |place: String, t: &str| {
+            let n = t.chars().count();
+            let why = if t.trim().is_empty() {
+                "must not be blank".to_owned()
+            } else if n > TERM_MAX {
+                format!("is {n} characters; at most {TERM_MAX}")
+            } else if t.chars().any(|c| c.is_control() && c != '\n') {
+                "must not contain control characters".to_owned()
+            } else {
+                return Ok(());
+            };
+            Err(SafetyError::Policy {
+                at: at.to_owned(),
+                message: format!("{place} {why}"),
+            })
+        };
+        for (k, t) in self.allow.iter().enumerate() {
+            term(format!("allow[{k}]"), t)?;
+        }
+        for (i, d) in self.deny.iter().enumerate() {
+            for (k, t) in d.terms.iter().enumerate() {
+                term(format!("deny[{i}].terms[{k}]"), t)?;
+            }
+        }
         for d in &self.deny {
             if !valid_category(&d.category) {
                 return Err(SafetyError::Policy {
@@ -190,6 +218,48 @@ impl PolicySet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terms_are_short_and_say_something() {
+        let ok = Policy {
+            allow: vec!["칼국수".into()],
+            deny: vec![DenyList {
+                category: "brand".into(),
+                terms: vec!["x".repeat(TERM_MAX)],
+            }],
+            ..Policy::default()
+        };
+        assert!(ok.check("safety").is_ok());
+        for (p, place) in [
+            (
+                Policy {
+                    allow: vec![" ".into()],
+                    ..ok.clone()
+                },
+                "allow[0]",
+            ),
+            (
+                Policy {
+                    allow: vec!["a\u{7}".into()],
+                    ..ok.clone()
+                },
+                "allow[0]",
+            ),
+            (
+                Policy {
+                    deny: vec![DenyList {
+                        category: "brand".into(),
+                        terms: vec!["y".into(), "가".repeat(TERM_MAX + 1)],
+                    }],
+                    ..ok.clone()
+                },
+                "deny[0].terms[1]",
+            ),
+        ] {
+            let e = p.check("safety").unwrap_err().to_string();
+            assert!(e.contains(place), "{e}");
+        }
+    }
 
     #[test]
     fn layers_add_lists_and_override_actions() {

@@ -256,7 +256,7 @@ fn request_bodies(installed: &[String], presets: &[String], label: Value) -> Vec
     let position = json!({"type": "integer", "minimum": 1, "maximum": CUTS.1});
     let cut_ref = json!({"oneOf": [position, {"type": "string", "pattern": "^cut_[0-9a-f]{8}$"}]});
     let duration = num(CUT_SECONDS.0 as f64, CUT_SECONDS.1 as f64);
-    let base = opt(json!({"type": "integer", "minimum": 1, "description": "the version this edit was made on; a newer current version answers 409"}));
+    let base = opt(json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "description": "the version this edit was made on; a newer current version answers 409"}));
 
     // Storyboard edits: per-cut routes and the operations of POST …/versions.
     let edit = json!({
@@ -282,8 +282,13 @@ fn request_bodies(installed: &[String], presets: &[String], label: Value) -> Vec
         req.extend_from_slice(required);
         object(props, &req)
     };
+    // At least one of the fields an edit changes, given and not null.
+    let some_edit = json!(["scene", "camera", "copy", "duration_s", "image_prompt"]
+        .map(|f| json!({"required": [f], "properties": {f: {"not": {"type": "null"}}}})));
+    let mut edit_op = op("edit", with(&edit, json!({"cut": cut_ref})), &["cut"]);
+    edit_op["anyOf"] = some_edit.clone();
     let ops = json!({"type": "array", "minItems": 1, "maxItems": 32, "items": {"oneOf": [
-        op("edit", with(&edit, json!({"cut": cut_ref})), &["cut"]),
+        edit_op,
         op("regenerate", with(&regenerate, json!({"cut": cut_ref})), &["cut"]),
         op("move", json!({"cut": cut_ref, "to": position}), &["cut", "to"]),
         op("insert", insert.clone(), &["scene", "duration_s"]),
@@ -302,13 +307,14 @@ fn request_bodies(installed: &[String], presets: &[String], label: Value) -> Vec
             "steps": opt(int(1, 150)), "guidance_scale": opt(num(0.0, 30.0)), "scheduler": scheduler,
         }), &[]),
         "palette": object(json!({"primary": colour, "accent": colour}), &[]),
-        "logo": opt(json!({"type": "string", "description": "a data:image/png;base64,… (or JPEG) URL, at most 1 MiB"})),
+        "logo": opt(json!({"type": "string", "pattern": "^(data:image/(png|jpeg);base64,|atelier-file://)",
+                           "description": "a data:image/png;base64,… (or JPEG) URL of an image, at most 1 MiB, or the file reference a campaign already holds"})),
         "presets": {"type": "array", "items": {"type": "string", "enum": presets}, "uniqueItems": true},
         "label": {"type": "boolean"}, "label_text": text(40, true),
         "safety": object(json!({
             "action": action, "image_action": action,
-            "allow": {"type": "array", "items": text(60, true)},
-            "deny": {"type": "array", "items": object(json!({"category": {"type": "string", "pattern": "^[a-z0-9_]{1,40}$"}, "terms": {"type": "array", "items": text(60, true)}}), &["category", "terms"])},
+            "allow": {"type": "array", "items": text(atelier_safety::policy::TERM_MAX, true)},
+            "deny": {"type": "array", "items": object(json!({"category": {"type": "string", "pattern": "^[a-z0-9_]{1,40}$"}, "terms": {"type": "array", "items": text(atelier_safety::policy::TERM_MAX, true)}}), &["category", "terms"])},
             "disable": {"type": "array", "items": {"type": "string", "enum": atelier_safety::lists::CATEGORIES}},
             "label": opt(json!({"type": "boolean"})),
         }), &[]),
@@ -328,17 +334,30 @@ fn request_bodies(installed: &[String], presets: &[String], label: Value) -> Vec
         "title": opt(plain(atelier_writer::tasks::TITLE_MAX)),
         "tagline": opt(plain(atelier_writer::tasks::TAGLINE_MAX)),
         "preset": opt(json!({"type": "string", "enum": presets})),
-        "seed": seed32, "show_name": opt(json!({"type": "boolean"})),
+        "seed": seed64.clone(), "show_name": opt(json!({"type": "boolean"})),
         "webhook": opt(json!({"type": "string", "format": "uri"})),
     }), &["name", "text"]);
+    let steps = atelier_workflows::tickets::steps::Step::ALL.map(|s| s.name());
+    let rerun = object(json!({
+        "from": opt(json!({"type": "string", "enum": steps})),
+        "title": opt(plain(atelier_writer::tasks::TITLE_MAX)),
+        "tagline": opt(plain(atelier_writer::tasks::TAGLINE_MAX)),
+        "preset": opt(json!({"type": "string", "enum": presets})),
+        "seed": seed64.clone(),
+    }), &[]);
 
     // Storyboards: a brief and the cuts written by people (the language model writes them
     // when the server has one and `script` is left out).
     let storyboard = object(json!({
         "product": text(100, true), "category": {"type": "string", "enum": categories},
         "brief": text(3000, true), "tone": opt(text(60, true)), "style": opt(text(300, false)),
-        // The total the cuts are scaled to; any value here fits every cut count.
-        "target_seconds": opt(num((CUTS.1 as f32 * CUT_SECONDS.0) as f64, (CUTS.0 as f32 * CUT_SECONDS.1) as f64)),
+        // The total the cuts are scaled to: CUT_SECONDS per cut, so its range depends on the
+        // number of cuts (a rule across fields a schema cannot state; this is the widest).
+        "target_seconds": opt({
+            let mut t = num((CUTS.0 as f32 * CUT_SECONDS.0) as f64, (CUTS.1 as f32 * CUT_SECONDS.1) as f64);
+            t["description"] = json!(format!("between {} and {} seconds per cut", CUT_SECONDS.0, CUT_SECONDS.1));
+            t
+        }),
         "aspect": opt(json!({"type": "string", "enum": ["16:9", "9:16", "1:1"]})),
         "seed": seed32,
         "script": object(json!({
@@ -390,12 +409,13 @@ fn request_bodies(installed: &[String], presets: &[String], label: Value) -> Vec
         ("post", "/v1/campaigns", campaign),
         ("patch", "/v1/campaigns/{id}", campaign_patch),
         ("post", "/v1/campaigns/{id}/tickets", ticket),
+        ("post", "/v1/tickets/{id}/rerun", rerun),
         ("post", "/v1/storyboards", storyboard),
         ("post", "/v1/storyboards/{id}/versions", object(json!({"base": base, "ops": ops}), &["ops"])),
         ("patch", "/v1/storyboards/{id}/cuts/{cut}", {
             // At least one field to change.
             let mut e = object(with(&edit, json!({"base": base})), &[]);
-            e["anyOf"] = json!(["scene", "camera", "copy", "duration_s", "image_prompt"].map(|f| json!({"required": [f]})));
+            e["anyOf"] = some_edit;
             e
         }),
         ("post", "/v1/storyboards/{id}/cuts", object(with(&insert, json!({"base": base})), &["scene", "duration_s"])),
@@ -461,6 +481,17 @@ fn parameters() -> Vec<(&'static str, &'static str, &'static str, Value)> {
         json!({"type": "string", "enum": ["utf-8", "utf8", "cp949", "euc-kr", "euckr", "ms949", "windows-949", "uhc"],
                "description": "the file's text encoding; left out, it is detected (a UTF-8 BOM, UTF-8, else CP949)"}),
     ));
+    for name in [
+        "name_column",
+        "text_column",
+        "title_column",
+        "tagline_column",
+        "preset_column",
+        "seed_column",
+        "show_name_column",
+    ] {
+        out.push(("post", "/v1/campaigns/{id}/batches", name, json!({"type": "string", "minLength": 1, "pattern": "\\S", "description": "the header of the column to read this field from"})));
+    }
     for (method, path) in [
         ("patch", "/v1/storyboards/{id}/cuts/{cut}"),
         ("delete", "/v1/storyboards/{id}/cuts/{cut}"),
@@ -477,8 +508,10 @@ fn parameters() -> Vec<(&'static str, &'static str, &'static str, Value)> {
 fn refine(doc: &mut Value, installed: &[String], presets: &[String], label: Value) {
     for (method, path, schema) in request_bodies(installed, presets, label) {
         if let Some(op) = doc.pointer_mut(&format!("/paths/{}/{method}", path.replace('/', "~1"))) {
+            // A redraw may be asked for with no body at all (a new random seed).
+            let required = path != "/v1/storyboards/{id}/cuts/{cut}/regenerate";
             op["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": schema}}});
+                json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
     }
     // Uploads are raw bytes of a file, not JSON: say which files.

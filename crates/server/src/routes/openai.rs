@@ -5,14 +5,15 @@ use std::time::Duration;
 use atelier_platform::store::NewJob;
 use atelier_platform::{JobStatus, FILE_REF};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{BaseUrl, Json, Tenant};
-use crate::render::file_url;
+use crate::render::{file_url, job_json};
 use crate::state::AppState;
 
 /// Longest the images endpoint waits for its job.
@@ -75,13 +76,15 @@ pub struct ImagesRequest {
 #[utoipa::path(post, path = "/v1/images/generations", tag = "openai", request_body = ImagesRequest,
     responses((status = 200, description = "{created, data: [{url | b64_json}]}", body = Object),
               (status = 404, description = "no installed model of that name", body = crate::routes::ErrorBody),
-              (status = 422, body = crate::routes::ErrorBody), (status = 504, body = crate::routes::ErrorBody)))]
+              (status = 202, description = "not done within the wait (600 s): the prediction to follow (`id`, `status`, `urls.get`; `Location`), with an empty `data`", body = Object),
+              (status = 409, body = crate::routes::ErrorBody),
+              (status = 422, body = crate::routes::ErrorBody)))]
 pub async fn generations(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     BaseUrl(base): BaseUrl,
     Json(req): Json<ImagesRequest>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Response> {
     let b64 = match req.response_format.as_deref() {
         None | Some("url") => false,
         Some("b64_json") => true,
@@ -174,11 +177,15 @@ pub async fn generations(
                 )
                 .field("prompt"));
             }
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "generation_failed",
-                msg,
-            ));
+            // A job refused for its input or the state it met is the request's answer (4xx);
+            // anything else went wrong on our side.
+            return Err(match code {
+                Some("invalid_input") => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", msg)
+                }
+                Some("conflict") => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
+                _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "generation_failed", msg),
+            });
         }
         JobStatus::Canceled | JobStatus::Aborted => {
             return Err(ApiError::new(
@@ -188,14 +195,20 @@ pub async fn generations(
             ))
         }
         _ => {
-            return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                format!(
-                    "job {} is still running; follow it at /v1/predictions/{}",
-                    job.id, job.id
-                ),
-            ))
+            // Not done within the wait: 202 with the prediction to follow, and an empty
+            // `data`. Not a 5xx, which OpenAI's SDKs retry by submitting the same costly
+            // generation again while this one runs on.
+            let pos = state.platform.store.queue_position(&job).await?;
+            let mut body = job_json(&job, pos, &base, &state.platform.links, state.link_ttl_s);
+            body["created"] = json!(job.created_at / 1000);
+            body["data"] = json!([]);
+            let location = format!("/v1/predictions/{}", job.id);
+            return Ok((
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, location)],
+                axum::Json(body),
+            )
+                .into_response());
         }
     }
     let output = job.output.unwrap_or(Value::Null);
@@ -236,5 +249,6 @@ pub async fn generations(
         "image_screening": output.get("image_screening").cloned().unwrap_or(Value::Null),
         "has_nsfw_concepts": output.get("has_nsfw_concepts").cloned().unwrap_or(Value::Null),
         "flagged": output.get("flagged").cloned().unwrap_or(Value::Null),
-    })))
+    }))
+    .into_response())
 }

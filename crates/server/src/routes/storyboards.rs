@@ -545,7 +545,7 @@ pub async fn put_reference(
 /// Everything of a ready version as one ZIP: sheet PDF and PNG, animatics, every cut picture,
 /// the script as JSON and CSV, and the provenance manifest.
 #[utoipa::path(get, path = "/v1/storyboards/{id}/export.zip", tag = "storyboards", params(("id" = String, Path), VersionQuery),
-    responses((status = 200, description = "application/zip", body = Vec<u8>), (status = 404, body = crate::routes::ErrorBody), (status = 422, body = crate::routes::ErrorBody)))]
+    responses((status = 200, description = "the export ZIP", content_type = "application/zip", body = Vec<u8>), (status = 404, body = crate::routes::ErrorBody), (status = 422, body = crate::routes::ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,

@@ -259,7 +259,7 @@ pub async fn rerun_ticket(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    if let Some(from) = body.get("from") {
+    if let Some(from) = body.get("from").filter(|f| !f.is_null()) {
         let ok = from.as_str().and_then(Step::parse).is_some();
         if !ok {
             return Err(ApiError::invalid(
@@ -336,6 +336,20 @@ pub async fn create_batch(
     let tk = tickets(&state)?;
     if tk.store.campaign(&tenant, &id, None).await?.is_none() {
         return Err(ApiError::not_found("campaign"));
+    }
+    // A column named by nothing cannot be told from the blank headers of spare columns.
+    for (param, v) in [
+        ("name_column", &q.name_column),
+        ("text_column", &q.text_column),
+        ("title_column", &q.title_column),
+        ("tagline_column", &q.tagline_column),
+        ("preset_column", &q.preset_column),
+        ("seed_column", &q.seed_column),
+        ("show_name_column", &q.show_name_column),
+    ] {
+        if v.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(ApiError::invalid(param, "must name a column of the header"));
+        }
     }
     let map = ColumnMap {
         name: q.name_column,
@@ -487,7 +501,7 @@ async fn links_text(tk: &Tickets, tenant: &str, id: &str, base: &str) -> ApiResu
 
 /// A CSV (UTF-8 with BOM, for Excel) of every row: share link, or error code and reason.
 #[utoipa::path(get, path = "/v1/batches/{id}/links.csv", tag = "tickets", params(("id" = String, Path)),
-    responses((status = 200, description = "text/csv", body = String), (status = 404, body = crate::routes::ErrorBody)))]
+    responses((status = 200, description = "one line per row: its share link or why it failed", content_type = "text/csv", body = String), (status = 404, body = crate::routes::ErrorBody)))]
 pub async fn batch_links(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -536,7 +550,7 @@ impl Write for ChannelWriter {
 
 /// Every published ticket of a batch plus `links.csv`, as a ZIP streamed while it is written.
 #[utoipa::path(get, path = "/v1/batches/{id}/tickets.zip", tag = "tickets", params(("id" = String, Path)),
-    responses((status = 200, description = "application/zip", body = Vec<u8>), (status = 404, body = crate::routes::ErrorBody)))]
+    responses((status = 200, description = "the batch's ticket images", content_type = "application/zip", body = Vec<u8>), (status = 404, body = crate::routes::ErrorBody)))]
 pub async fn batch_zip(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -626,25 +640,21 @@ fn share_key(share_id: &str) -> String {
     format!("share:{share_id}")
 }
 
-fn gone(what: &str) -> Response {
-    let body = format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>{what}</title><p style=\"font-family:sans-serif\">{what}</p>"
-    );
-    (StatusCode::GONE, Html(body)).into_response()
-}
-
+/// The page for a share link that shows nothing: never made, not finished, or withdrawn by the
+/// customer. All read the same, so an old link does not tell that a withdrawn ticket existed.
 fn missing() -> Response {
     (
         StatusCode::NOT_FOUND,
-        Html("<!doctype html><meta charset=\"utf-8\"><title>없는 티켓 · Not found</title><p style=\"font-family:sans-serif\">없는 티켓입니다 · This ticket does not exist.</p>"),
+        Html("<!doctype html><meta charset=\"utf-8\"><title>없는 티켓 · Not found</title><p style=\"font-family:sans-serif\">없거나 더 이상 공유되지 않는 티켓입니다 · This ticket does not exist or is no longer shared.</p>"),
     )
         .into_response()
 }
 
 /// The public share page of a ticket: the image, its title and tagline, a download button, and
-/// Open Graph / Twitter card tags. No API key; unknown ids are 404, revoked tickets 410.
+/// Open Graph / Twitter card tags. No API key; unknown, unfinished and revoked tickets are all
+/// the same 404.
 #[utoipa::path(get, path = "/t/{share_id}", tag = "tickets", params(("share_id" = String, Path)),
-    responses((status = 200, description = "text/html"), (status = 404), (status = 410, description = "revoked")))]
+    responses((status = 200, description = "text/html"), (status = 404, description = "unknown, unfinished or revoked")))]
 pub async fn share_page(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
@@ -656,12 +666,7 @@ pub async fn share_page(
     let Some(t) = tk.store.ticket_by_share(&share_id).await? else {
         return Ok(missing());
     };
-    if t.revoked_at.is_some() {
-        return Ok(gone(
-            "이 티켓은 더 이상 공유되지 않습니다 · This ticket was withdrawn.",
-        ));
-    }
-    if !share::is_public(&t) {
+    if t.revoked_at.is_some() || !share::is_public(&t) {
         return Ok(missing());
     }
     let c = tk
@@ -702,7 +707,7 @@ pub struct ShareImageQuery {
 
 /// The ticket PNG behind a share page, by signed link; refused once the ticket is revoked.
 #[utoipa::path(get, path = "/t/{share_id}/ticket.png", tag = "tickets", params(("share_id" = String, Path), ShareImageQuery),
-    responses((status = 200, description = "image/png"), (status = 403), (status = 404), (status = 410)))]
+    responses((status = 200, description = "image/png"), (status = 403), (status = 404)))]
 pub async fn share_image(
     State(state): State<AppState>,
     Path(share_id): Path<String>,
@@ -733,11 +738,7 @@ pub async fn share_image(
         .await?
         .ok_or_else(|| ApiError::not_found("ticket"))?;
     if t.revoked_at.is_some() {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "revoked",
-            "this ticket was withdrawn",
-        ));
+        return Err(ApiError::not_found("ticket"));
     }
     let fid = t
         .file

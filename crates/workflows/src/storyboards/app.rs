@@ -186,6 +186,11 @@ impl Storyboards {
             }
         }
         within("animatic.fps", i.animatic.fps, 1, 60)?;
+        // Cut k draws with seed + k, and later cuts with seeds above every used one: a 32-bit
+        // start leaves room for all of them.
+        if i.seed.is_some_and(|s| s > u32::MAX as u64) {
+            return Err(bad("seed", format!("must be between 0 and {}", u32::MAX)));
+        }
         within("animatic.size", i.animatic.size, 128, 1920)?;
         Ok(())
     }

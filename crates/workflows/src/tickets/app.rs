@@ -56,26 +56,34 @@ pub fn batch_ticket_id(batch_id: &str, line: i64) -> String {
 
 /// Checks a ticket input's fields (shared by the API, batches and the CLI).
 pub fn check_input(i: &TicketInput) -> Result<()> {
-    let text = |field: &str, v: &str, max: usize, required: bool| {
-        if required && v.trim().is_empty() {
-            return Err(bad(&format!("input.{field}"), "must not be empty"));
-        }
-        let n = v.chars().count();
-        if n > max {
-            return Err(bad(
-                &format!("input.{field}"),
-                format!("is {n} characters; at most {max}"),
-            ));
-        }
-        Ok(())
-    };
-    text("name", &i.name, csv::NAME_MAX, true)?;
-    text("text", &i.text, csv::TEXT_MAX, true)?;
-    if let Some(t) = &i.title {
-        text("title", t, atelier_writer::tasks::TITLE_MAX, true)?;
+    check_text("name", &i.name, csv::NAME_MAX)?;
+    check_text("text", &i.text, csv::TEXT_MAX)?;
+    check_copy(i.title.as_deref(), i.tagline.as_deref())
+}
+
+/// A text field that must say something, within `max` characters.
+fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
+    if v.trim().is_empty() {
+        return Err(bad(&format!("input.{field}"), "must not be empty"));
     }
-    if let Some(t) = &i.tagline {
-        text("tagline", t, atelier_writer::tasks::TAGLINE_MAX, true)?;
+    let n = v.chars().count();
+    if n > max {
+        return Err(bad(
+            &format!("input.{field}"),
+            format!("is {n} characters; at most {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A title and tagline given instead of written by the language model (new tickets and
+/// re-runs alike).
+fn check_copy(title: Option<&str>, tagline: Option<&str>) -> Result<()> {
+    if let Some(t) = title {
+        check_text("title", t, atelier_writer::tasks::TITLE_MAX)?;
+    }
+    if let Some(t) = tagline {
+        check_text("tagline", t, atelier_writer::tasks::TAGLINE_MAX)?;
     }
     Ok(())
 }
@@ -247,6 +255,23 @@ impl Tickets {
         webhook: Option<String>,
     ) -> Result<(Job, bool)> {
         let c = self.active_campaign(tenant, campaign_id).await?;
+        if let Some(p) = input.get("preset").and_then(Value::as_str) {
+            // An unknown preset is the request's fault; one the campaign leaves out, the
+            // campaign's settings.
+            self.workflow
+                .presets
+                .get(p)
+                .map_err(|e| bad("input.preset", e.to_string()))?;
+            if !c.spec.presets.is_empty() && !c.spec.presets.iter().any(|x| x == p) {
+                return Err(PlatformError::conflict(
+                    "preset",
+                    format!(
+                        "the campaign allows the presets {}",
+                        c.spec.presets.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(o) = input.as_object_mut() {
             o.insert("campaign".into(), json!(c.id));
             o.insert("campaign_version".into(), json!(c.version));
@@ -276,6 +301,26 @@ impl Tickets {
         let Some(t) = self.store.ticket(tenant, ticket_id).await? else {
             return Ok(None);
         };
+        let mut input = match overrides {
+            Value::Object(o) => {
+                if let Some(k) = o.keys().find(|k| !RERUN_FIELDS.contains(&k.as_str())) {
+                    return Err(bad(
+                        k,
+                        format!("unknown field; a re-run takes {}", RERUN_FIELDS.join(", ")),
+                    ));
+                }
+                Value::Object(o)
+            }
+            Value::Null => json!({}),
+            _ => return Err(bad("body", "must be a JSON object")),
+        };
+        // What is wrong with the request is said before what is in its way.
+        if let Some(o) = input.as_object() {
+            check_copy(
+                opt_str(o, "title")?.as_deref(),
+                opt_str(o, "tagline")?.as_deref(),
+            )?;
+        }
         if t.status == TicketStatus::Processing {
             if let Some(j) = &t.job_id {
                 if let Some(job) = platform.store.get_job(tenant, j).await? {
@@ -288,11 +333,6 @@ impl Tickets {
                 }
             }
         }
-        let mut input = match overrides {
-            Value::Object(o) => Value::Object(o),
-            Value::Null => json!({}),
-            _ => return Err(bad("body", "must be a JSON object")),
-        };
         input["ticket"] = json!(t.id);
         let (job, created) = platform
             .submit(NewJob {
@@ -539,6 +579,9 @@ fn opt_str(o: &serde_json::Map<String, Value>, k: &str) -> Result<Option<String>
     }
 }
 
+/// What a re-run may change: the step to start from and the overrides of later steps.
+pub const RERUN_FIELDS: [&str; 5] = ["from", "title", "tagline", "preset", "seed"];
+
 /// `atelier/photo-ticket`: a new ticket (`campaign`, `name`, `text`, overrides), or a re-run of
 /// an existing one (`ticket`, `from`, overrides).
 pub struct PhotoTicketApp {
@@ -574,8 +617,15 @@ impl App for PhotoTicketApp {
             v.as_bool()
                 .ok_or_else(|| bad("input.show_name", "must be true or false"))?;
         }
-        for k in ["title", "tagline", "preset"] {
+        for k in ["title", "tagline"] {
             opt_str(o, k)?;
+        }
+        if let Some(p) = opt_str(o, "preset")? {
+            self.tickets
+                .workflow
+                .presets
+                .get(&p)
+                .map_err(|e| bad("input.preset", e.to_string()))?;
         }
         if opt_str(o, "ticket")?.is_some() {
             let from = opt_str(o, "from")?.unwrap_or_else(|| "image".into());
@@ -596,6 +646,10 @@ impl App for PhotoTicketApp {
                     ));
                 }
             }
+            check_copy(
+                opt_str(o, "title")?.as_deref(),
+                opt_str(o, "tagline")?.as_deref(),
+            )?;
             let mut out = o.clone();
             out.insert("from".into(), json!(step.name()));
             return Ok(Value::Object(out));
