@@ -338,6 +338,18 @@ fn storyboard_cuts_sheet_animatic_revisions_comments_export() {
     );
 
     // --- redraw cut 3 alone --------------------------------------------------------------
+    // A body that is there must be an object: `null` is not "no options".
+    let (s, v) = send(
+        &c,
+        reqwest::Method::POST,
+        &format!("{base}/v1/storyboards/{id}/cuts/3/regenerate"),
+        Some(Value::Null),
+    );
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (422, Some("body")),
+        "{v}"
+    );
     let g1 = generations(&c, &base);
     let (s, v) = send(
         &c,

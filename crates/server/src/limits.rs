@@ -214,9 +214,9 @@ pub async fn body_deadline(State(state): State<AppState>, req: Request, next: Ne
             fired: flag,
         })
     });
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     if fired.load(Ordering::Relaxed) {
-        return ApiError::new(
+        let mut resp = ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
             format!(
@@ -225,8 +225,22 @@ pub async fn body_deadline(State(state): State<AppState>, req: Request, next: Ne
             ),
         )
         .into_response();
+        close_after(&mut resp);
+        return resp;
+    }
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        close_after(&mut resp);
     }
     resp
+}
+
+/// The rest of a refused body may still be on its way: say the connection closes after this
+/// answer, so a client does not send its next request down a connection the server drops.
+fn close_after(resp: &mut Response) {
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
 }
 
 /// A request body that fails once its deadline passes, whether or not bytes are arriving.

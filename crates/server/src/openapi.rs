@@ -514,6 +514,20 @@ fn refine(doc: &mut Value, installed: &[String], presets: &[String], label: Valu
                 json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
     }
+    // Chat integers: the exact ranges serde reads (utoipa leaves out the maxima).
+    for (name, max) in [
+        ("max_tokens", u32::MAX as u64),
+        ("max_completion_tokens", u32::MAX as u64),
+        ("top_k", u32::MAX as u64),
+        ("n", u32::MAX as u64),
+        ("seed", u64::MAX),
+    ] {
+        if let Some(p) = doc.pointer_mut(&format!(
+            "/components/schemas/ChatCompletionRequest/properties/{name}"
+        )) {
+            *p = opt(json!({"type": "integer", "minimum": 0, "maximum": max}));
+        }
+    }
     // Uploads are raw bytes of a file, not JSON: say which files.
     let binary = json!({"schema": {"type": "string", "format": "binary"}});
     let uploads = [

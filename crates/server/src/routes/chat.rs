@@ -41,14 +41,14 @@ pub struct ChatCompletionRequest {
     pub top_p: Option<f32>,
     /// Extension: keep only the k most likely tokens.
     #[serde(default)]
-    pub top_k: Option<usize>,
+    pub top_k: Option<u32>,
     /// Extension: >1 discourages repeats.
     #[serde(default)]
     pub repetition_penalty: Option<f32>,
     #[serde(default)]
-    pub max_tokens: Option<usize>,
+    pub max_tokens: Option<u32>,
     #[serde(default)]
-    pub max_completion_tokens: Option<usize>,
+    pub max_completion_tokens: Option<u32>,
     #[serde(default)]
     pub seed: Option<u64>,
     /// A string or a list of up to 8 strings.
@@ -154,13 +154,13 @@ fn request(body: &ChatCompletionRequest) -> ApiResult<ChatRequest> {
     let params = SamplingParams {
         temperature: body.temperature.unwrap_or(1.0),
         top_p: body.top_p.unwrap_or(1.0),
-        top_k: body.top_k.unwrap_or(0),
+        top_k: body.top_k.map_or(0, |k| k as usize),
         repetition_penalty: body.repetition_penalty.unwrap_or(1.0),
         seed: body.seed,
         max_tokens: body
             .max_completion_tokens
             .or(body.max_tokens)
-            .unwrap_or(d.max_tokens),
+            .map_or(d.max_tokens, |n| n as usize),
         stop,
         ..d
     };

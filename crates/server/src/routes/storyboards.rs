@@ -317,18 +317,26 @@ pub async fn regenerate_cut(
     Path((id, cut)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    // The body is optional: an empty one draws with a new random seed.
+    // The body is optional: an empty one draws with a new random seed. One that is there is
+    // a JSON object (`null` or a list is a mistake, not "no options").
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        let v: Value = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",
                 e.to_string(),
             )
             .field("body")
-        })?
+        })?;
+        if !v.is_object() {
+            return Err(ApiError::invalid(
+                "body",
+                "must be a JSON object (or empty for a new random seed)",
+            ));
+        }
+        v
     };
     edited(
         &state,
