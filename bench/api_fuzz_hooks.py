@@ -6,7 +6,9 @@ break them and reports the server's correct 422 as a failure:
 
 - file contents: a product photo must decode as an image, and a customer CSV must have a header
   naming the columns its query parameters point at (name and text by default);
-- a campaign's logo, a data: URL, must hold an image;
+- a campaign's logo, a data: URL, must hold an image, and a visible label's text must be
+  drawable in the bundled label font (a positive case's label text becomes Korean and Latin
+  text the font has);
 - two rules across fields: a campaign's `active_until` must be after its `active_from`, and a
   storyboard's `target_seconds` must give each of its cuts 0.5 to 15 seconds
   (`CUT_SECONDS` in crates/workflows/src/storyboards/spec.rs).
@@ -91,6 +93,8 @@ def map_case(context, case):
     path, method = case.operation.path, case.method.upper()
     if path == "/v1/campaigns/{id}/batches" and method == "POST":
         _fit_csv(case)
+    elif path in ("/v1/images/generations", "/v1/predictions", "/v1/models/{owner}/{name}/predictions"):
+        _drawable_label(case.body)
     elif path == "/v1/storyboards" and method == "POST" and isinstance(case.body, dict):
         _fit_total(case.body)
     elif path in ("/v1/campaigns", "/v1/campaigns/{id}") and isinstance(case.body, dict):
@@ -104,6 +108,15 @@ def map_case(context, case):
             else:
                 case.body["active_from"], case.body["active_until"] = b, a
     return case
+
+
+def _drawable_label(body):
+    if not isinstance(body, dict):
+        return
+    holder = body.get("input") if isinstance(body.get("input"), dict) else body
+    label = holder.get("label")
+    if isinstance(label, dict) and isinstance(label.get("text"), str) and label["text"]:
+        label["text"] = "AI 생성 · AI generated"[: max(1, len(label["text"]))]
 
 
 CUT_SECONDS = (0.5, 15.0)

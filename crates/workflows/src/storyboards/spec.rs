@@ -466,7 +466,8 @@ pub fn apply(
                 cuts.remove(k);
             }
             Op::Title { title: t } => {
-                check_text(&format!("{at}.title"), t, TITLE_MAX, true)?;
+                // An empty title clears it, as a script without a title has none.
+                check_text(&format!("{at}.title"), t, TITLE_MAX, false)?;
                 *title = t.trim().to_owned();
             }
         }
