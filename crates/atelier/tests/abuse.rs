@@ -511,3 +511,39 @@ fn diary_sign_in_always_issues_a_fresh_session_so_planted_ones_are_worthless() {
     );
     s.assert_no_internal_errors();
 }
+
+/// What API fuzzing (bench/api-fuzz.sh) found in values the document allows or forbids,
+/// checked at the edge: integers past what the server reads are refused by name, and a nested
+/// object written as an array is not read as its defaults.
+#[test]
+fn values_past_the_documented_ranges_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keys_create(dir.path(), "a");
+    let s = Server::start(dir.path(), &[fixture()], &[]);
+    let c = client();
+    for (url, body, field) in [
+        (
+            format!("{}/v1/chat/completions", s.base),
+            json!({"model": "m", "messages": [], "max_tokens": 5_000_000_000u64}),
+            "max_tokens",
+        ),
+        (
+            predict_url(&s.base),
+            json!({"input": {"prompt": "a lighthouse", "label": []}}),
+            "input.label",
+        ),
+        (
+            format!("{}/v1/images/generations", s.base),
+            json!({"prompt": "a lighthouse", "label": {"text": "AI", "size": []}}),
+            "label.size",
+        ),
+    ] {
+        let (st, v, _) = post(&c, &url, Some(&key), &body);
+        assert_eq!(
+            (st, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{url}: {v}"
+        );
+    }
+    s.assert_no_internal_errors();
+}
